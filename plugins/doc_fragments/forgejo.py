@@ -1,0 +1,66 @@
+# Copyright: (c) foundation.runners contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r"""
+options:
+  api_url:
+    description:
+      - Base URL of the Forgejo server, for example C(https://forge.example.org).
+      - C(/api/v1) is appended when missing.
+      - If not set, the environment variable E(FORGEJO_URL) is used.
+    type: str
+    required: true
+  api_token:
+    description:
+      - Access token used for the API calls.
+      - If not set, the environment variable E(FORGEJO_TOKEN) is used.
+      - Instance scope needs a token with C(read:admin) (reading) or C(write:admin) (changing);
+        organisation, user and repository scopes need the matching C(organization), C(user) or C(repository) scopes.
+    type: str
+    required: true
+  validate_certs:
+    description:
+      - Verify the server's TLS certificate.
+    type: bool
+    default: true
+  timeout:
+    description:
+      - Seconds to wait for each HTTP request.
+    type: int
+    default: 30
+  retries:
+    description:
+      - How often a safe request (C(GET)) is retried with exponential backoff after a connection error
+        or a 429, 502, 503 or 504 answer. Requests that change state are never retried.
+    type: int
+    default: 3
+notes:
+  - The server's version is read from C(/api/v1/version). Forgejo 7 to 15 are supported; runner listing,
+    registration and deletion need Forgejo 15. Gitea 1.24 or later also answers the listing and deletion calls.
+  - All options above can be set once for every module of the collection with
+    C(module_defaults) and the action group C(group/foundation.runners.forgejo).
+"""
+
+    SCOPE = r"""
+options:
+  scope:
+    description:
+      - Which runners to work on.
+      - V(instance) is the whole server (needs an admin token), V(org) one organisation, V(user) the token's
+        own user, V(repo) one repository.
+    type: str
+    choices: [instance, org, user, repo]
+    default: instance
+  org:
+    description:
+      - Organisation name. Required with O(scope=org), refused otherwise.
+    type: str
+  repo:
+    description:
+      - Repository as C(OWNER/NAME). Required with O(scope=repo), refused otherwise.
+    type: str
+"""

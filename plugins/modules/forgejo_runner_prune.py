@@ -1,0 +1,178 @@
+#!/usr/bin/python
+# Copyright: (c) foundation.runners contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: forgejo_runner_prune
+short_description: Delete stale Forgejo Actions runner registrations
+version_added: 0.1.0
+description:
+  - Deletes offline runner registrations at instance, organisation, user or repository scope through the
+    runners API of Forgejo 15 or later.
+  - A runner is a candidate when it is V(offline), its name matches O(names) (when given), it carries every
+    label in O(labels), and it is not listed in O(keep).
+  - Runners that are V(idle) or V(active) are never deleted. Each candidate's status is read again just
+    before it is deleted, and a runner that came back online in the meantime is kept.
+  - On Forgejo older than 15 the module fails and changes nothing; there, the C(cleanup_offline_runners)
+    cron task of Forgejo is the alternative.
+extends_documentation_fragment:
+  - foundation.runners.forgejo
+  - foundation.runners.forgejo.SCOPE
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: In check mode the module returns what it would delete in RV(pruned) and deletes nothing.
+  diff_mode:
+    support: full
+    details: The diff lists the runners of the scope (id, name, status) before and after.
+  idempotent:
+    support: full
+options:
+  status:
+    description:
+      - Statuses that make a runner a candidate. Only V(offline) is allowed; it is the default and exists so that
+        the selection reads explicitly in playbooks.
+    type: list
+    elements: str
+    default: [offline]
+  names:
+    description:
+      - Shell-style patterns (C(fnmatch)). When given, only runners whose name matches one of them are candidates.
+    type: list
+    elements: str
+    default: []
+  labels:
+    description:
+      - Only runners that carry all of these labels are candidates.
+    type: list
+    elements: str
+    default: []
+  keep:
+    description:
+      - Runners never deleted, given by name, id or uuid.
+    type: list
+    elements: str
+    default: []
+  max_deletions:
+    description:
+      - Safety cap. When more runners than this would be deleted, the module fails and deletes none.
+    type: int
+    default: 10
+author:
+  - foundation.runners contributors
+"""
+
+EXAMPLES = r"""
+- name: Prune stale fenced runner registrations, keeping the standby
+  foundation.runners.forgejo_runner_prune:
+    api_url: https://forge.example.org
+    api_token: "{{ vault_forgejo_admin_token }}"
+    labels: [fenced]
+    names: ["runner-*"]
+    keep: [runner-standby]
+    max_deletions: 5
+  no_log: false
+
+- name: Preview with check mode and diff
+  foundation.runners.forgejo_runner_prune:
+    scope: org
+    org: fleet
+  check_mode: true
+  diff: true
+"""
+
+RETURN = r"""
+pruned:
+  description: The runners deleted (in check mode, the runners that would be deleted).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"id": 12, "uuid": "4b2c...", "name": "runner-01", "labels": ["fenced"], "status": "offline"}]
+kept_online:
+  description: Candidates by name and labels that were kept because they were idle or active.
+  returned: success
+  type: list
+  elements: dict
+server_version:
+  description: The version the server reported.
+  returned: success
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.foundation.runners.plugins.module_utils._forgejo import (
+    CONNECTION_ARGS,
+    SCOPE_ARGS,
+    SCOPE_REQUIRED_IF,
+    run,
+    select_runners,
+)
+
+CRON_HINT = "Older servers prune with Forgejo's cron task: [cron.cleanup_offline_runners] ENABLED = true in app.ini."
+
+
+def main() -> None:
+    argument_spec = {
+        **CONNECTION_ARGS,
+        **SCOPE_ARGS,
+        "status": {"type": "list", "elements": "str", "default": ["offline"]},
+        "names": {"type": "list", "elements": "str", "default": []},
+        "labels": {"type": "list", "elements": "str", "default": []},
+        "keep": {"type": "list", "elements": "str", "default": []},
+        "max_deletions": {"type": "int", "default": 10},
+    }
+    module = AnsibleModule(argument_spec=argument_spec, required_if=SCOPE_REQUIRED_IF, supports_check_mode=True)
+    params = module.params
+    if set(params["status"]) != {"offline"}:
+        module.fail_json(
+            msg=f"status may only select offline runners; idle and active runners are never deleted "
+            f"(got {params['status']})"
+        )
+    if params["max_deletions"] < 0:
+        module.fail_json(msg=f"max_deletions must be 0 or more, got {params['max_deletions']}")
+
+    def action(client, scope):
+        client.require_runner_management("Pruning runners", CRON_HINT)
+        runners = client.list_runners(scope)
+        matching = select_runners(runners, params["names"], params["labels"])
+        keep = set(params["keep"])
+        matching = [r for r in matching if not keep & {r["name"], str(r["id"]), r["uuid"]}]
+        candidates = [r for r in matching if r["status"] == "offline"]
+        kept_online = [r for r in matching if r["status"] != "offline"]
+        if len(candidates) > params["max_deletions"]:
+            names = ", ".join(f"{r['name']} (id {r['id']})" for r in candidates)
+            module.fail_json(
+                msg=f"{len(candidates)} runners would be deleted in {scope}, more than max_deletions="
+                f"{params['max_deletions']}; nothing was deleted. Candidates: {names}"
+            )
+        pruned = []
+        for runner in candidates:
+            if not module.check_mode:
+                if client.get_runner(scope, runner["id"])["status"] != "offline":
+                    kept_online.append(runner)
+                    continue
+                client.delete_runner(scope, runner["id"])
+            pruned.append(runner)
+        result = {
+            "changed": bool(pruned),
+            "pruned": pruned,
+            "kept_online": kept_online,
+            "server_version": client.version.raw,
+        }
+        if module._diff:
+            gone = {r["id"] for r in pruned}
+            listed = sorted(runners, key=lambda r: r["id"])
+            before = [f"{r['id']} {r['name']} {r['status']}" for r in listed]
+            after = [f"{r['id']} {r['name']} {r['status']}" for r in listed if r["id"] not in gone]
+            result["diff"] = {"before": {"runners": before}, "after": {"runners": after}}
+        return result
+
+    run(module, action)
+
+
+if __name__ == "__main__":
+    main()
