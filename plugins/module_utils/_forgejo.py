@@ -223,10 +223,13 @@ class ForgejoClient:
     def delete_runner(self, scope: Scope, runner_id: int) -> None:
         self.request("DELETE", f"{scope.runners_path}/{runner_id}")
 
-    def register_runner(self, scope: Scope, name: str, description: str, ephemeral: bool) -> dict[str, t.Any]:
+    def require_runner_registration(self) -> None:
         if self.version.flavour != "forgejo":
             raise FeatureUnsupported(f"Registering a runner through the API is Forgejo's; the server is {self.version}")
         self.require_runner_management("Registering a runner through the API")
+
+    def register_runner(self, scope: Scope, name: str, description: str, ephemeral: bool) -> dict[str, t.Any]:
+        self.require_runner_registration()
         body = {"name": name, "description": description, "ephemeral": ephemeral}
         data, _headers = self.request("POST", scope.runners_path, body=body)
         return data or {}

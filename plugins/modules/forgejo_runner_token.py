@@ -129,7 +129,7 @@ def main() -> None:
 
 def register(module, client, scope):
     name = module.params["runner_name"]
-    client.require_runner_management("Registering a runner through the API")
+    client.require_runner_registration()
     existing = client.list_runners(scope)
     names_before = sorted(r["name"] for r in existing)
     same_name = [r for r in existing if r["name"] == name]

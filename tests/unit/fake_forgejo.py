@@ -1,0 +1,159 @@
+"""A small in-memory stand-in for the Forgejo runners API, for unit tests of edge cases only.
+
+Integration tests run against real servers built by tests/lab/forge.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import uuid as uuidlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+ADMIN_TOKEN = "admin-write-token"
+READ_ADMIN_TOKEN = "admin-read-token"
+USER_TOKEN = "user-repo-token"
+REGISTRATION_TOKEN = "registration-token-0123456789"
+
+
+class FakeForgejo:
+    def __init__(self, version: str = "15.0.3+gitea-1.22.0"):
+        self.version = version
+        self.orgs = {"fleet"}
+        self.repos = {"fleet/ci"}
+        self.runners: dict[int, dict] = {}
+        self.next_id = 1
+        self.requests: list[tuple[str, str]] = []
+        self.mutations: list[tuple[str, str]] = []
+        self.fail_next: list[int] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self):
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+
+    def stop(self):
+        self._server.shutdown()
+        self._server.server_close()
+
+    def add_runner(self, name, status="offline", labels=("fenced",), scope="instance"):
+        runner_id = self.next_id
+        self.next_id += 1
+        self.runners[runner_id] = {
+            "id": runner_id,
+            "uuid": str(uuidlib.uuid4()),
+            "name": name,
+            "labels": list(labels),
+            "status": status,
+            "version": "v12.1.0",
+            "ephemeral": False,
+            "description": "",
+            "scope": scope,
+        }
+        return self.runners[runner_id]
+
+    def writes(self):
+        return list(self.mutations)
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _reply(self, status, body=None, headers=None):
+                raw = json.dumps(body).encode() if body is not None else b""
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def _route(self, method):
+                url = urlparse(self.path)
+                path = url.path.removeprefix("/api/v1")
+                fake.requests.append((method, path))
+                if fake.fail_next:
+                    return self._reply(fake.fail_next.pop(0), {"message": "injected failure"})
+                if path == "/version":
+                    return self._reply(200, {"version": fake.version})
+                token = self.headers.get("Authorization", "").removeprefix("token ")
+                if token not in (ADMIN_TOKEN, READ_ADMIN_TOKEN, USER_TOKEN):
+                    return self._reply(401, {"message": "invalid username, password or token"})
+                scope, rest = self._scope(path)
+                if scope is None:
+                    return self._reply(404, {"message": "The target couldn't be found.", "errors": []})
+                if scope == "instance" and token == USER_TOKEN:
+                    return self._reply(
+                        403, {"message": "token does not have at least one of required scope(s): [read:admin]"}
+                    )
+                if method != "GET" and token == READ_ADMIN_TOKEN:
+                    return self._reply(
+                        403, {"message": "token does not have at least one of required scope(s): [write:admin]"}
+                    )
+                major = int(re.match(r"\d+", fake.version).group())
+                if rest == "/registration-token" and method == "GET":
+                    return self._reply(200, {"token": REGISTRATION_TOKEN})
+                if major < 15:
+                    return self._reply(404, {"message": "not found"})
+                return self._runners(method, scope, rest, parse_qs(url.query))
+
+            def _scope(self, path):
+                patterns = [
+                    (r"^/admin/(?:actions/)?runners(?P<rest>/.*)?$", lambda m: "instance"),
+                    (
+                        r"^/orgs/(?P<org>[^/]+)/actions/runners(?P<rest>/.*)?$",
+                        lambda m: f"org:{m['org']}" if m["org"] in fake.orgs else None,
+                    ),
+                    (r"^/user/actions/runners(?P<rest>/.*)?$", lambda m: "user"),
+                    (
+                        r"^/repos/(?P<repo>[^/]+/[^/]+)/actions/runners(?P<rest>/.*)?$",
+                        lambda m: f"repo:{m['repo']}" if m["repo"] in fake.repos else None,
+                    ),
+                ]
+                for pattern, scope_of in patterns:
+                    match = re.match(pattern, path)
+                    if match:
+                        return scope_of(match), match["rest"] or ""
+                return None, ""
+
+            def _runners(self, method, scope, rest, query):
+                mine = {k: v for k, v in fake.runners.items() if v["scope"] == scope}
+                public = lambda r: {k: v for k, v in r.items() if k != "scope"}  # noqa: E731
+                if rest == "" and method == "GET":
+                    page, limit = int(query.get("page", ["1"])[0]), int(query.get("limit", ["30"])[0])
+                    items = [public(r) for _, r in sorted(mine.items())]
+                    chunk = items[(page - 1) * limit : page * limit]
+                    return self._reply(200, chunk, {"X-Total-Count": str(len(items))})
+                if rest == "" and method == "POST":
+                    body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                    runner = fake.add_runner(body["name"], status="offline", labels=(), scope=scope)
+                    fake.mutations.append(("POST", self.path))
+                    return self._reply(
+                        201, {"id": runner["id"], "uuid": runner["uuid"], "token": "runner-secret-token"}
+                    )
+                match = re.match(r"^/(\d+)$", rest)
+                if match and int(match[1]) in mine:
+                    if method == "GET":
+                        return self._reply(200, public(mine[int(match[1])]))
+                    if method == "DELETE":
+                        del fake.runners[int(match[1])]
+                        fake.mutations.append(("DELETE", self.path))
+                        return self._reply(204)
+                return self._reply(404, {"message": "runner not found"})
+
+            def do_GET(self):
+                self._route("GET")
+
+            def do_POST(self):
+                self._route("POST")
+
+            def do_DELETE(self):
+                self._route("DELETE")
+
+        return Handler
