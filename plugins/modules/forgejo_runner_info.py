@@ -23,6 +23,7 @@ attributes:
     support: N/A
     details: The module changes nothing.
   idempotent:
+    description: Whether a second run with the same arguments reports no change.
     support: full
 options:
   names:
@@ -45,7 +46,7 @@ options:
     choices: [offline, idle, active]
     default: []
 author:
-  - foundation.runners contributors
+  - Foundation Runners maintainers (@foundation-runners)
 """
 
 EXAMPLES = r"""
@@ -68,11 +69,11 @@ runners:
   type: list
   elements: dict
   contains:
-    id: {description: Runner id, used in the API paths., type: int}
+    id: {description: "Runner id, used in the API paths.", type: int}
     uuid: {description: Runner UUID., type: str}
     name: {description: Runner name; not unique in Forgejo., type: str}
     labels: {description: Labels the runner declared., type: list, elements: str}
-    status: {description: "One of V(offline), V(idle), V(active).", type: str}
+    status: {description: "\"One of V(offline), V(idle), V(active).\"", type: str}
     version: {description: Version the runner reported., type: str}
     ephemeral: {description: Whether the runner takes one job only., type: bool}
     description: {description: Free text., type: str}

@@ -29,6 +29,7 @@ attributes:
     support: full
     details: The diff lists the runners of the scope (id, name, status) before and after.
   idempotent:
+    description: Whether a second run with the same arguments reports no change.
     support: full
 options:
   status:
@@ -62,7 +63,7 @@ options:
     type: int
     default: 10
 author:
-  - foundation.runners contributors
+  - Foundation Runners maintainers (@foundation-runners)
 """
 
 EXAMPLES = r"""

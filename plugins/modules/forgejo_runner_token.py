@@ -30,6 +30,7 @@ attributes:
     support: full
     details: With O(runner_name), the diff shows the runner names of the scope before and after. Tokens never appear.
   idempotent:
+    description: Whether a second run with the same arguments reports no change.
     support: full
 options:
   runner_name:
@@ -47,7 +48,7 @@ options:
     type: bool
     default: false
 author:
-  - foundation.runners contributors
+  - Foundation Runners maintainers (@foundation-runners)
 """
 
 EXAMPLES = r"""
@@ -81,7 +82,7 @@ runner:
   type: dict
   contains:
     id: {description: Runner id (null in check mode when it would be created)., type: int}
-    uuid: {description: Runner UUID, the C(uuid) of the runner's configuration., type: str}
+    uuid: {description: "Runner UUID, the C(uuid) of the runner's configuration.", type: str}
     name: {description: Runner name., type: str}
     token:
       description:

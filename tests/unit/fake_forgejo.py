@@ -18,6 +18,10 @@ USER_TOKEN = "user-repo-token"
 REGISTRATION_TOKEN = "registration-token-0123456789"
 
 
+def public(runner: dict) -> dict:
+    return {k: v for k, v in runner.items() if k != "scope"}
+
+
 class FakeForgejo:
     def __init__(self, version: str = "15.0.3+gitea-1.22.0"):
         self.version = version
@@ -124,10 +128,9 @@ class FakeForgejo:
 
             def _runners(self, method, scope, rest, query):
                 mine = {k: v for k, v in fake.runners.items() if v["scope"] == scope}
-                public = lambda r: {k: v for k, v in r.items() if k != "scope"}  # noqa: E731
                 if rest == "" and method == "GET":
                     page, limit = int(query.get("page", ["1"])[0]), int(query.get("limit", ["30"])[0])
-                    items = [public(r) for _, r in sorted(mine.items())]
+                    items = [public(mine[key]) for key in sorted(mine)]
                     chunk = items[(page - 1) * limit : page * limit]
                     return self._reply(200, chunk, {"X-Total-Count": str(len(items))})
                 if rest == "" and method == "POST":

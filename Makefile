@@ -1,0 +1,58 @@
+# foundation.runners: the two commands for a fresh machine are `make lab` and `make test`.
+SHELL := /bin/bash
+export FR_CACHE ?= $(HOME)/.cache/foundation-runners
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.ansible/collections
+export ANSIBLE_CONFIG := $(CURDIR)/tests/ansible.cfg
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+PYTEST := .venv/bin/python -m pytest
+
+TEST_PARTS := test-lint test-sanity test-unit test-forgejo test-libvirt test-molecule
+
+.PHONY: deps lab lab-down test $(TEST_PARTS) bench
+
+deps:
+	@tools/bootstrap.sh
+
+## Bring up the lab (forges, KVM host) and converge the main playbook against it.
+lab: deps
+	tests/lab/forge up
+	tests/lab/libvirt up
+	ansible-playbook -i inventory/lab playbooks/site.yml
+
+## Stop everything the lab started; keeps the build cache.
+lab-down:
+	-tests/lab/libvirt down
+	-tests/lab/forge down
+	-tests/lab/nspawn down --all
+	tests/lab/net down
+
+## Everything CI runs, with the time each part took.
+test: deps
+	@tools/timed $(TEST_PARTS)
+
+test-lint: deps
+	yamllint -s .
+	ruff check .
+	ruff format --check .
+	ansible-lint
+
+test-sanity: deps
+	tools/sanity.sh
+
+test-unit: deps
+	$(PYTEST) tests/unit
+
+test-forgejo: deps
+	tests/lab/forge up
+	$(PYTEST) tests/integration/forgejo
+
+test-libvirt: deps
+	tests/lab/libvirt up
+	$(PYTEST) tests/integration/libvirt
+
+test-molecule: deps
+	molecule test --all
+
+bench: deps
+	tests/lab/libvirt up
+	tests/bench/vm_provisioning
