@@ -15,7 +15,7 @@ APT_PACKAGES=(
   # networking lab
   iproute2 iptables bridge-utils netcat-openbsd openssh-client iputils-ping
   # forge lab
-  sqlite3 git
+  sqlite3 git curl jq
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
