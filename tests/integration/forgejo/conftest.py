@@ -1,0 +1,46 @@
+"""Fixtures for the forgejo_* integration tests."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from forgejo_lab import FLAVOURS, SUMMARY, Forge, Runners
+from lab_support import LAB, lab_env
+
+
+@pytest.fixture(scope="session")
+def lab() -> dict[str, str]:
+    subprocess.run([str(LAB / "forge"), "up"], check=True)
+    return lab_env([str(LAB / "forge"), "env"])
+
+
+@pytest.fixture(scope="session", params=FLAVOURS)
+def forge(request, lab) -> Forge:
+    return Forge(request.param, lab)
+
+
+@pytest.fixture
+def runners():
+    started = Runners()
+    yield started
+    started.purge_all()
+
+
+def pytest_sessionfinish(session):
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    passed = len(reporter.stats.get("passed", []))
+    failed = len(reporter.stats.get("failed", [])) + len(reporter.stats.get("error", []))
+    try:
+        env = lab_env([str(LAB / "forge"), "env"])
+        versions = (
+            f"forgejo {env['FORGE_FORGEJO_VERSION']}, gitea {env['FORGE_GITEA_VERSION']} (stop-gap); "
+            f"runner: lab-runner {Path(env['LAB_RUNNER']).name.removeprefix('lab-runner-')}"
+        )
+    except (subprocess.CalledProcessError, KeyError, OSError):
+        versions = "lab not available"
+    SUMMARY.parent.mkdir(parents=True, exist_ok=True)
+    SUMMARY.write_text(f"forgejo integration: {passed} passed, {failed} failed ({versions})\n")

@@ -1,0 +1,58 @@
+"""Lab environments and a way to run modules through Ansible, for the integration tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LAB = ROOT / "tests" / "lab"
+
+
+def lab_env(command: list[str]) -> dict[str, str]:
+    """Parse the `export NAME=value` lines a lab command prints."""
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    env = {}
+    for line in out.splitlines():
+        if line.startswith("export "):
+            for name, _, value in [line.removeprefix("export ").partition("=")]:
+                env[name] = shlex.split(value)[0] if value else ""
+    return env
+
+
+class Ansible:
+    """Runs one module on localhost through `ansible`, returning its result dict."""
+
+    def __init__(self):
+        self.env = {
+            **os.environ,
+            "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".ansible" / "collections"),
+            "ANSIBLE_CONFIG": str(ROOT / "tests" / "ansible.cfg"),
+            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+            "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+        }
+
+    def __call__(self, module: str, args: dict, check: bool = False, diff: bool = False) -> dict:
+        command = [str(ROOT / ".venv" / "bin" / "ansible"), "localhost", "-c", "local", "-i", "localhost,"]
+        command += ["-m", f"foundation.runners.{module}", "-a", json.dumps(args)]
+        command += ["--check"] if check else []
+        command += ["--diff"] if diff else []
+        proc = subprocess.run(command, capture_output=True, text=True, env=self.env, check=False)
+        try:
+            data = json.loads(proc.stdout)
+            return data["plays"][0]["tasks"][0]["hosts"]["localhost"]
+        except (ValueError, KeyError, IndexError):
+            pytest.fail(f"ansible {module} gave no result (rc {proc.returncode}): {proc.stdout}\n{proc.stderr}")
+
+    def playbook(self, playbook: Path, extra_vars: dict, *options: str) -> subprocess.CompletedProcess:
+        env = {**self.env, "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"}
+        command = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,", "-c", "local"]
+        command += [str(playbook), "-e", json.dumps(extra_vars), *options]
+        return subprocess.run(command, capture_output=True, text=True, env=env, check=False)
