@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+import struct
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from ansible_collections.foundation.runners.plugins.module_utils import _libvirt as lv
+
+MIB = 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "expected"),
+    [
+        (2048, "MiB", 2048 * MIB),
+        ("2048", "MiB", 2048 * MIB),
+        ("2GiB", "MiB", 2048 * MIB),
+        ("512MiB", "MiB", 512 * MIB),
+        ("512 mib", "MiB", 512 * MIB),
+        ("1G", "MiB", 1024 * MIB),
+        ("20", "GiB", 20 * 1024 * MIB),
+        ("1048576B", "MiB", MIB),
+    ],
+)
+def test_parse_size(value, unit, expected):
+    assert lv.parse_size(value, unit, "memory") == expected
+
+
+@pytest.mark.parametrize("value", ["2GB", "lots", "-1", "0", 0, "1.5GiB", True, ""])
+def test_parse_size_rejects(value):
+    with pytest.raises(lv.LibvirtVmError, match="memory"):
+        lv.parse_size(value, "MiB", "memory")
+
+
+def test_mac_and_name_validation():
+    assert lv.normalize_mac("52:54:00:AA:bb:01") == "52:54:00:aa:bb:01"
+    for bad in ("52:54:00:aa:bb", "zz:54:00:aa:bb:01", "01:00:5e:00:00:01", "00:00:00:00:00:00"):
+        with pytest.raises(lv.LibvirtVmError, match="mac"):
+            lv.normalize_mac(bad)
+    lv.validate_name("runner-01.lab_x")
+    for bad in ("", "-x", "a/b", "a b", "x" * 64):
+        with pytest.raises(lv.LibvirtVmError, match="name"):
+            lv.validate_name(bad)
+
+
+def test_parse_checksum():
+    assert lv.parse_checksum("sha256:" + "AB" * 32) == "ab" * 32
+    for bad in ("md5:abc", "sha256:abc", "ab" * 32):
+        with pytest.raises(lv.LibvirtVmError, match="base_checksum"):
+            lv.parse_checksum(bad)
+
+
+def test_inspect_image(tmp_path):
+    qcow = tmp_path / "a.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(qcow), "64M"], check=True)
+    info = lv.inspect_image(str(qcow))
+    assert info.format == "qcow2" and info.virtual_size == 64 * MIB and info.file_size == qcow.stat().st_size
+    raw = tmp_path / "disk.raw"
+    raw.write_bytes(b"\0" * 510 + b"\x55\xaa" + b"\0" * 1024)
+    assert lv.inspect_image(str(raw)).format == "raw"
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"<html>not found</html>")
+    with pytest.raises(lv.LibvirtVmError, match="neither a qcow2"):
+        lv.inspect_image(str(junk))
+    truncated = tmp_path / "t.qcow2"
+    truncated.write_bytes(qcow.read_bytes()[:100])
+    with pytest.raises(lv.LibvirtVmError, match="corrupt"):
+        lv.inspect_image(str(truncated))
+    badver = tmp_path / "v.qcow2"
+    data = bytearray(qcow.read_bytes())
+    data[4:8] = struct.pack(">I", 9)
+    badver.write_bytes(bytes(data))
+    with pytest.raises(lv.LibvirtVmError, match="version 9"):
+        lv.inspect_image(str(badver))
+    with pytest.raises(lv.LibvirtVmError, match="cannot read base image"):
+        lv.inspect_image(str(tmp_path / "missing"))
+
+
+def spec(**kw):
+    base = {
+        "name": "vm1",
+        "domain_type": "kvm",
+        "vcpus": 2,
+        "memory_mib": 2048,
+        "interface_type": "bridge",
+        "interface_source": "br0",
+        "mac": "52:54:00:01:02:03",
+        "pool": "lab",
+        "base_volume": "base-sha256-0011",
+        "overlay_volume": "vm1.qcow2",
+        "seed_volume": "vm1-seed.iso",
+    }
+    base.update(kw)
+    return lv.DomainSpec(**base)
+
+
+def test_render_domain_xml():
+    root = ET.fromstring(lv.render_domain_xml(spec()))
+    assert root.get("type") == "kvm"
+    assert root.find("features/acpi") is not None
+    assert root.find("os/kernel") is None and root.find("os/boot").get("dev") == "hd"
+    assert root.find("devices/serial").get("type") == "pty"
+    assert root.find("devices/console/target").get("type") == "serial"
+    assert root.find("devices/channel") is None  # no guest agent by default
+    cdrom = next(d for d in root.findall("devices/disk") if d.get("device") == "cdrom")
+    assert cdrom.find("source").attrib == {"pool": "lab", "volume": "vm1-seed.iso"}
+    assert cdrom.find("target").get("bus") == "scsi"
+    meta = root.find(f"metadata/{{{lv.METADATA_NS}}}instance")
+    assert meta.find(f"{{{lv.METADATA_NS}}}seed-volume").text == "vm1-seed.iso"
+    assert meta.find(f"{{{lv.METADATA_NS}}}spec-hash").text.startswith("sha256:")
+    fields = lv.domain_fields(lv.render_domain_xml(spec()))
+    assert fields == {
+        "domain_type": "kvm",
+        "vcpus": 2,
+        "memory_mib": 2048,
+        "interface_type": "bridge",
+        "interface_source": "br0",
+        "mac": "52:54:00:01:02:03",
+        "guest_agent": False,
+    }
+    agent = ET.fromstring(lv.render_domain_xml(spec(guest_agent=True, domain_type="qemu", seed_volume=None)))
+    assert agent.find("devices/channel/target").get("name") == "org.qemu.guest_agent.0"
+    assert agent.get("type") == "qemu"
+    assert not [d for d in agent.findall("devices/disk") if d.get("device") == "cdrom"]
+
+
+def test_apply_fields_changes_only_managed_fields():
+    xml = lv.render_domain_xml(spec())
+    new = spec(vcpus=4, memory_mib=4096, interface_type="network", interface_source="default", guest_agent=True)
+    out = lv.apply_fields(xml, new, ["vcpus", "memory_mib", "interface_type", "interface_source", "guest_agent"])
+    assert lv.domain_fields(out) == {
+        "domain_type": "kvm",
+        "vcpus": 4,
+        "memory_mib": 4096,
+        "interface_type": "network",
+        "interface_source": "default",
+        "mac": "52:54:00:01:02:03",
+        "guest_agent": True,
+    }
+    assert ET.fromstring(out).find("features/acpi") is not None
+    no_cd = lv.set_cdrom(out, "lab", "vm1-seed.iso", present=False)
+    assert lv.find_cdrom(no_cd, "vm1-seed.iso") is None
+    assert lv.find_cdrom(lv.set_cdrom(no_cd, "lab", "vm1-seed.iso", present=True), "vm1-seed.iso")
+
+
+def test_spec_hash_ignores_seed():
+    assert spec().spec_hash() == spec(seed_volume=None).spec_hash() != spec(vcpus=3).spec_hash()
+
+
+def test_rollback_runs_in_reverse():
+    done = []
+    rb = lv.Rollback()
+    rb.add("first", lambda: done.append(1))
+    rb.add("second", lambda: done.append(2))
+    assert rb.run() == (["second", "first"], [])
+    assert done == [2, 1]
+
+
+def test_fault_point(monkeypatch):
+    lv.fault_point("after_seed_upload")
+    monkeypatch.setenv(lv.FAULT_ENV, "after_seed_upload")
+    with pytest.raises(lv.LibvirtVmError, match="injected fault at after_seed_upload"):
+        lv.fault_point("after_seed_upload")
+    lv.fault_point("after_define")
+
+
+def test_volume_xml_with_backing_store():
+    root = ET.fromstring(lv.volume_xml("vm.qcow2", 10, "qcow2", "/pool/base", "qcow2"))
+    assert root.findtext("backingStore/path") == "/pool/base"
+    assert root.find("target/format").get("type") == "qcow2"

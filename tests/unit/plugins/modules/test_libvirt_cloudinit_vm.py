@@ -1,0 +1,353 @@
+from __future__ import annotations
+
+import subprocess
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+import libvirt
+import pytest
+
+from ansible_collections.foundation.runners.plugins.module_utils import _libvirt as lv
+from ansible_collections.foundation.runners.plugins.modules.libvirt_cloudinit_vm import main
+
+URI = "test:///default"
+POOL = "default-pool"
+SECRET = "s3cr3t-runner-token"
+
+
+@dataclass
+class Lab:
+    conn: libvirt.virConnect
+    image: str
+    store: dict[str, bytes] = field(default_factory=dict)
+    uploads: list[str] = field(default_factory=list)
+
+    def domains(self) -> set[str]:
+        return {d.name() for d in self.conn.listAllDomains(0)} - {"test"}
+
+    def volumes(self) -> set[str]:
+        pool = self.conn.storagePoolLookupByName(POOL)
+        pool.refresh(0)
+        return set(pool.listVolumes())
+
+    def xml(self, name: str, flags: int = libvirt.VIR_DOMAIN_XML_INACTIVE) -> str:
+        return self.conn.lookupByName(name).XMLDesc(flags)
+
+    def state(self, name: str) -> int:
+        return self.conn.lookupByName(name).state()[0]
+
+
+@pytest.fixture
+def lab(monkeypatch, tmp_path):
+    """The real libvirt test driver; only the volume streams it lacks (upload, download) are faked."""
+    conn = libvirt.open(URI)
+    image = tmp_path / "base.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "64M"], check=True)
+    state = Lab(conn, str(image))
+
+    def fake_upload(_conn, vol, source, length):
+        state.store[vol.key()] = source.read(length)
+        state.uploads.append(vol.name())
+
+    def fake_download(_conn, vol, length):
+        return state.store.get(vol.key(), b"\0" * length)[:length]
+
+    monkeypatch.setattr(lv, "upload_volume", fake_upload)
+    monkeypatch.setattr(lv, "download_volume", fake_download)
+    monkeypatch.delenv(lv.FAULT_ENV, raising=False)
+    yield state
+    for dom in conn.listAllDomains(0):
+        if dom.name() != "test":
+            if dom.isActive():
+                dom.destroy()
+            dom.undefine()
+    pool = conn.storagePoolLookupByName(POOL)
+    for vol in pool.listAllVolumes(0):
+        vol.delete(0)
+    conn.close()
+
+
+def vm_args(lab, **kw):
+    args = {
+        "name": "vm1",
+        "uri": URI,
+        "pool": POOL,
+        "base_image": lab.image,
+        "bridge": "eth1",
+        "vcpus": 2,
+        "memory": "1GiB",
+        "ip_address": "198.51.100.20/24",
+        "gateway": "198.51.100.1",
+        "user_data": {"runcmd": [["echo", SECRET]]},
+    }
+    args.update(kw)
+    return {k: v for k, v in args.items() if v is not None}
+
+
+def four_ways(run_module, args, first_changed=True):
+    """check, apply, apply again, check again; returns the four results."""
+    results = [run_module(main, args, check_mode=c, diff=True) for c in (True, False, False, True)]
+    for r in results:
+        assert not r.get("failed"), r.get("msg")
+    assert results[0]["changed"] is first_changed
+    assert results[1]["changed"] is first_changed
+    assert results[2]["changed"] is False, results[2]["actions"]
+    assert results[3]["changed"] is False, results[3]["actions"]
+    return results
+
+
+def test_create_running_four_ways(lab, run_module):
+    args = vm_args(lab, state="running")
+    check = run_module(main, args, check_mode=True, diff=True)
+    assert check["changed"] and check["uuid"] is None and check["state"] == "running"
+    assert check["diff"]["before"] == "" and ' type="kvm">' in check["diff"]["after"]
+    assert lab.domains() == set() and lab.volumes() == set() and lab.uploads == []
+
+    res = run_module(main, args, diff=True)
+    assert res["changed"] and res["state"] == "running" and res["uuid"]
+    base = res["volumes"]["base"]
+    assert base.startswith("base-sha256-")
+    assert lab.volumes() == {base, "vm1.qcow2", "vm1-seed.iso"}
+    assert lab.uploads == [base, "vm1-seed.iso"]
+    assert res["mac"] == lv.normalize_mac(res["mac"]) and res["mac"].startswith("52:54:00:")
+    assert res["instance_id"] == "iid-vm1"
+    xml = lab.xml("vm1")
+    assert SECRET not in xml and SECRET not in str(res)
+    pool = lab.conn.storagePoolLookupByName(POOL)
+    overlay = ET.fromstring(pool.storageVolLookupByName("vm1.qcow2").XMLDesc(0))
+    assert overlay.findtext("backingStore/path") == pool.storageVolLookupByName(base).path()
+    assert overlay.find("target/format").get("type") == "qcow2"
+    assert SECRET.encode() in lab.store[pool.storageVolLookupByName("vm1-seed.iso").key()]
+
+    again = run_module(main, args, diff=True)
+    assert not again["changed"] and again["uuid"] == res["uuid"] and "diff" not in again
+    assert lab.uploads == [base, "vm1-seed.iso"]  # base neither re-imported nor seed rewritten
+    again_check = run_module(main, args, check_mode=True, diff=True)
+    assert not again_check["changed"]
+
+
+def test_create_present_stays_off_and_uses_network(lab, run_module):
+    results = four_ways(run_module, vm_args(lab, state="present", bridge=None, network="default", autostart=True))
+    assert results[1]["state"] == "shutoff" and lab.state("vm1") == libvirt.VIR_DOMAIN_SHUTOFF
+    root = ET.fromstring(lab.xml("vm1"))
+    assert root.find("devices/interface").get("type") == "network"
+    assert root.find("devices/interface/source").get("network") == "default"
+    assert lab.conn.lookupByName("vm1").autostart() == 1
+
+
+def test_base_volume_is_shared(lab, run_module):
+    first = run_module(main, vm_args(lab))
+    second = run_module(main, vm_args(lab, name="vm2", ip_address="198.51.100.21/24"))
+    assert first["volumes"]["base"] == second["volumes"]["base"]
+    assert first["mac"] != second["mac"]
+    assert lab.uploads.count(first["volumes"]["base"]) == 1
+    removed = run_module(main, {"name": "vm1", "uri": URI, "state": "absent"})
+    assert removed["changed"]
+    assert lab.volumes() == {first["volumes"]["base"], "vm2.qcow2", "vm2-seed.iso"}
+
+
+def test_memory_drift_four_ways_running(lab, run_module):
+    run_module(main, vm_args(lab, state="running"))
+    args = vm_args(lab, state="running", memory=2048)
+    check, applied, again, again_check = four_ways(run_module, args)
+    assert check["changes"] == ["memory_mib"] and check["restart_required"]
+    assert '<memory unit="KiB">1048576</memory>' in check["diff"]["before"]
+    assert '<memory unit="KiB">2097152</memory>' in check["diff"]["after"]
+    assert check["diff"]["before_header"] == "domain vm1"
+    assert lv.domain_fields(lab.xml("vm1"))["memory_mib"] == 2048
+    assert lv.domain_fields(lab.xml("vm1", 0))["memory_mib"] == 1024  # the running domain is untouched
+    for r in (applied, again, again_check):
+        assert r["restart_required"] and r["pending"] == ["memory_mib"]
+
+
+def test_restart_on_change_applies_now(lab, run_module):
+    run_module(main, vm_args(lab, state="running"))
+    args = vm_args(lab, state="running", vcpus=3, restart_on_change=True)
+    check, applied, _, _ = four_ways(run_module, args)
+    assert check["restart_required"] is False and "restart domain vm1 to apply vcpus" in check["actions"]
+    assert applied["restart_required"] is False and applied["pending"] == []
+    assert lv.domain_fields(lab.xml("vm1", 0))["vcpus"] == 3
+    assert lab.state("vm1") == libvirt.VIR_DOMAIN_RUNNING
+
+
+def test_network_and_mac_drift(lab, run_module):
+    run_module(main, vm_args(lab))
+    four_ways(
+        run_module, vm_args(lab, bridge=None, network="default", mac="52:54:00:12:34:56", ip_address=None, gateway=None)
+    )
+    fields = lv.domain_fields(lab.xml("vm1"))
+    assert (fields["interface_type"], fields["interface_source"], fields["mac"]) == (
+        "network",
+        "default",
+        "52:54:00:12:34:56",
+    )
+
+
+def test_omitted_options_are_kept(lab, run_module):
+    run_module(main, vm_args(lab, vcpus=3, domain_type="qemu"))
+    res = run_module(main, {"name": "vm1", "uri": URI, "state": "present", "seed": "absent"})
+    assert res["changed"]  # only the seed removal
+    assert lv.domain_fields(lab.xml("vm1"))["vcpus"] == 3
+    assert ET.fromstring(lab.xml("vm1")).get("type") == "qemu"
+
+
+def test_stopped_and_running_four_ways(lab, run_module):
+    run_module(main, vm_args(lab, state="running"))
+    stopped = four_ways(run_module, {"name": "vm1", "uri": URI, "state": "stopped", "shutdown_timeout": 5})
+    assert stopped[0]["diff"] == {"before": "state: running\n", "after": "state: shutoff\n"}
+    assert lab.state("vm1") == libvirt.VIR_DOMAIN_SHUTOFF
+    running = four_ways(run_module, {"name": "vm1", "uri": URI, "state": "running"})
+    assert running[1]["state"] == "running" and lab.state("vm1") == libvirt.VIR_DOMAIN_RUNNING
+
+
+def test_stop_timeout_without_force_fails(lab, run_module, monkeypatch):
+    run_module(main, vm_args(lab, state="running"))
+    monkeypatch.setattr(libvirt.virDomain, "shutdown", lambda self: 0)  # a guest that ignores ACPI
+    res = run_module(main, {"name": "vm1", "uri": URI, "state": "stopped", "shutdown_timeout": 0})
+    assert res["failed"] and "did not shut down within shutdown_timeout=0s" in res["msg"]
+    assert lab.state("vm1") == libvirt.VIR_DOMAIN_RUNNING
+    res = run_module(main, {"name": "vm1", "uri": URI, "state": "stopped", "shutdown_timeout": 0, "force": True})
+    assert res["changed"] and lab.state("vm1") == libvirt.VIR_DOMAIN_SHUTOFF
+    assert "powered off" in str(res["warnings"])
+
+
+def test_seed_absent_four_ways_stopped(lab, run_module):
+    run_module(main, vm_args(lab, state="stopped"))
+    args = {"name": "vm1", "uri": URI, "state": "stopped", "seed": "absent"}
+    check, applied, _, _ = four_ways(run_module, args)
+    assert "delete seed volume vm1-seed.iso" in check["actions"]
+    assert "vm1-seed.iso" in check["diff"]["before"] and "vm1-seed.iso" not in check["diff"]["after"]
+    assert "vm1-seed.iso" not in lab.volumes() and lv.find_cdrom(lab.xml("vm1"), "vm1-seed.iso") is None
+    assert lv.read_metadata(lab.conn.lookupByName("vm1"))["seed-volume"] == ""
+    assert applied["volumes"]["seed"] is None
+    # back to present: the seed is rebuilt and attached again
+    four_ways(run_module, vm_args(lab, state="stopped"))
+    assert "vm1-seed.iso" in lab.volumes() and lv.find_cdrom(lab.xml("vm1"), "vm1-seed.iso")
+
+
+def test_seed_content_change_rewrites_seed(lab, run_module):
+    run_module(main, vm_args(lab))
+    check, _, _, _ = four_ways(run_module, vm_args(lab, user_data={"runcmd": [["echo", "other"]]}))
+    assert check["actions"] == ["rewrite seed vm1-seed.iso (content changed)"]
+    assert "diff" not in check  # the domain XML does not change; the seed content is never shown
+
+
+def test_absent_four_ways_keeps_base(lab, run_module):
+    created = run_module(main, vm_args(lab, state="running"))
+    results = four_ways(run_module, {"name": "vm1", "uri": URI, "state": "absent"})
+    assert results[0]["diff"]["after"] == "" and "vm1.qcow2" in results[0]["diff"]["before"]
+    assert lab.domains() == set()
+    assert lab.volumes() == {created["volumes"]["base"]}
+
+
+def test_grow_disk(lab, run_module, monkeypatch):
+    run_module(main, vm_args(lab))
+    grown = {}
+    real_info = libvirt.virStorageVol.info
+
+    def fake_info(vol):  # the test driver has no virStorageVolResize: keep the new size here
+        info = real_info(vol)
+        return [info[0], grown.get(vol.name(), info[1]), info[2]]
+
+    monkeypatch.setattr(libvirt.virStorageVol, "info", fake_info)
+    monkeypatch.setattr(libvirt.virStorageVol, "resize", lambda vol, size, flags: grown.__setitem__(vol.name(), size))
+    check, _, _, _ = four_ways(run_module, vm_args(lab, disk_size="1GiB"))
+    assert check["changes"] == ["disk_size"]
+    assert grown == {"vm1.qcow2": 1024**3}
+    res = run_module(main, vm_args(lab, disk_size="128MiB"))
+    assert res["failed"] and "shrinking is not supported" in res["msg"]
+
+
+def test_refuses_foreign_domain(lab, run_module):
+    before = lab.xml("test")
+    for state in ("running", "absent", "stopped"):
+        res = run_module(main, vm_args(lab, name="test", state=state))
+        assert res["failed"] and "was not created by foundation.runners.libvirt_cloudinit_vm" in res["msg"]
+    assert lab.xml("test") == before and lab.volumes() == set()
+
+
+@pytest.mark.parametrize("point", lv.FAULT_POINTS)
+def test_fault_injection_rolls_back(lab, run_module, monkeypatch, point):
+    monkeypatch.setenv(lv.FAULT_ENV, point)
+    res = run_module(main, vm_args(lab, state="running"))
+    assert res["failed"] and f"injected fault at {point}" in res["msg"]
+    assert res["rolled_back"] and not res["rollback_failed"]
+    assert lab.domains() == set() and lab.volumes() == set()
+
+
+def test_fault_after_existing_base_keeps_base(lab, run_module, monkeypatch):
+    first = run_module(main, vm_args(lab, name="vm0", ip_address=None, gateway=None))
+    monkeypatch.setenv(lv.FAULT_ENV, "after_define")
+    res = run_module(main, vm_args(lab))
+    assert res["failed"]
+    assert res["rolled_back"] == [
+        "undefine domain vm1",
+        "delete volume default-pool/vm1-seed.iso",
+        "delete volume default-pool/vm1.qcow2",
+    ]
+    assert lab.domains() == {"vm0"} and lab.volumes() == {first["volumes"]["base"], "vm0.qcow2", "vm0-seed.iso"}
+
+
+def corrupt_image(lab, tmp_path):
+    path = tmp_path / "corrupt.qcow2"
+    with open(lab.image, "rb") as fh:
+        path.write_bytes(fh.read()[:200])
+    return str(path)
+
+
+BAD_INPUT = [
+    ("missing_image", {"base_image": "/nonexistent/base.qcow2"}, "cannot read base image /nonexistent/base.qcow2"),
+    ("corrupt_image", {"base_image": "CORRUPT"}, "is corrupt"),
+    ("wrong_checksum", {"base_checksum": "sha256:" + "0" * 64}, "checksum mismatch for base_image"),
+    ("bad_checksum_format", {"base_checksum": "md5:1234"}, "base_checksum 'md5:1234' is invalid"),
+    (
+        "url_without_checksum",
+        {"base_image": "https://images.example/b.qcow2"},
+        "base_checksum (sha256:...) is required",
+    ),
+    ("http_url", {"base_image": "http://images.example/b.qcow2"}, "only local paths and https:// URLs"),
+    ("unknown_pool", {"pool": "nopool"}, "storage pool 'nopool' not found"),
+    ("unknown_bridge", {"bridge": "br-missing"}, "bridge 'br-missing' not found"),
+    ("unknown_network", {"bridge": None, "network": "nonet"}, "libvirt network 'nonet' not found"),
+    ("bridge_and_network", {"network": "default"}, "mutually exclusive: bridge|network"),
+    ("no_interface", {"bridge": None}, "needs bridge or network"),
+    ("memory_unit", {"memory": "2GB"}, "memory '2GB' is not a valid size"),
+    ("memory_too_small", {"memory": 16}, "too small"),
+    ("memory_fraction", {"memory": "1000000B"}, "not a whole number of MiB"),
+    ("invalid_mac", {"mac": "52:54:00:zz:00:01"}, "is not a MAC address"),
+    ("multicast_mac", {"mac": "01:00:5e:00:00:01"}, "multicast"),
+    ("duplicate_mac", {"mac": "aa:bb:cc:dd:ee:ff"}, "already used by domain 'test'"),
+    ("unreachable_uri", {"uri": "qemu+tcp://198.51.100.250:1/system?no_verify=1"}, "cannot connect to libvirt at"),
+    ("unsupported_uri", {"uri": "nosuchdriver:///x"}, "cannot connect to libvirt at nosuchdriver:///x"),
+    ("foreign_domain", {"name": "test"}, "refusing to manage it"),
+    ("seed_absent_with_user_data", {"seed": "absent"}, "seed=absent removes the seed, so user_data"),
+    ("vcpus_zero", {"vcpus": 0}, "vcpus=0 is invalid"),
+    ("invalid_name", {"name": "bad name/x"}, "name 'bad name/x' is invalid"),
+    ("bad_ip", {"ip_address": "198.51.100.20"}, "needs a prefix length"),
+    ("gateway_without_ip", {"ip_address": None}, "gateway needs ip_address"),
+    ("disk_too_small", {"disk_size": "1MiB"}, "smaller than the base image's virtual size"),
+    ("no_base_image", {"base_image": None}, "needs base_image"),
+    ("missing_base_volume", {"base_image": None, "base_volume": "nope"}, "base_volume 'nope' does not exist"),
+    ("leftover_overlay", {"_leftover": "vm1.qcow2"}, "volume 'vm1.qcow2' already exists"),
+]
+
+
+@pytest.mark.parametrize("case", BAD_INPUT, ids=[c[0] for c in BAD_INPUT])
+def test_bad_input_leaves_nothing(lab, run_module, tmp_path, case):
+    _, override, message = case
+    override = dict(override)
+    leftover = override.pop("_leftover", None)
+    if override.get("base_image") == "CORRUPT":
+        override["base_image"] = corrupt_image(lab, tmp_path)
+    if leftover:
+        lab.conn.storagePoolLookupByName(POOL).createXML(lv.volume_xml(leftover, 1024, "qcow2"), 0)
+    args = vm_args(lab, state="running")
+    args.update(override)
+    args = {k: v for k, v in args.items() if v is not None}
+    before = (lab.domains(), lab.volumes(), lab.xml("test"))
+    for check_mode in (True, False):
+        res = run_module(main, args, check_mode=check_mode)
+        assert res.get("failed"), res
+        assert message in res["msg"], res["msg"]
+        assert SECRET not in res["msg"]
+        assert (lab.domains(), lab.volumes(), lab.xml("test")) == before
