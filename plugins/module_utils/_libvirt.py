@@ -576,9 +576,14 @@ def find_cdrom(xml: str, volume: str) -> str | None:
     return None
 
 
+def _serialize(root: ET.Element) -> str:
+    ET.indent(root, space="  ")
+    return ET.tostring(root, encoding="unicode") + "\n"
+
+
 def canonical_xml(xml: str) -> str:
     """Serialise a domain XML the way ``apply_fields`` does, so before/after diffs compare like with like."""
-    return ET.tostring(ET.fromstring(xml), encoding="unicode").rstrip() + "\n"
+    return _serialize(ET.fromstring(xml))
 
 
 def apply_fields(xml: str, spec: DomainSpec, fields: list[str]) -> str:
@@ -635,7 +640,7 @@ def apply_fields(xml: str, spec: DomainSpec, fields: list[str]) -> str:
     for old in md.findall(f"{{{METADATA_NS}}}instance"):
         md.remove(old)
     md.append(metadata_element(spec_metadata(spec), namespaced=True))
-    return ET.tostring(root, encoding="unicode").rstrip() + "\n"
+    return _serialize(root)
 
 
 STATE_NAMES = {
@@ -715,7 +720,7 @@ def set_cdrom(xml: str, pool: str, volume: str, present: bool) -> str:
         if not any(c.get("type") == "scsi" for c in devices.findall("controller")):
             devices.append(ET.Element("controller", type="scsi", index="0", model="virtio-scsi"))
         devices.append(_cdrom_element(pool, volume))
-    return ET.tostring(root, encoding="unicode").rstrip() + "\n"
+    return _serialize(root)
 
 
 def set_metadata_in_xml(xml: str, meta: dict[str, str]) -> str:
@@ -727,7 +732,7 @@ def set_metadata_in_xml(xml: str, meta: dict[str, str]) -> str:
     for old in md.findall(f"{{{METADATA_NS}}}instance"):
         md.remove(old)
     md.append(metadata_element(meta, namespaced=True))
-    return ET.tostring(root, encoding="unicode").rstrip() + "\n"
+    return _serialize(root)
 
 
 def libvirt_argument_spec() -> dict[str, Any]:

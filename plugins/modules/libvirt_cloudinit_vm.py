@@ -137,18 +137,21 @@ options:
     type: bool
   seed:
     description:
+      - When not given, a new domain gets a seed built from the seed options, and the seed of an existing
+        domain is left as it is (neither compared, rebuilt nor re-created).
       - V(present) keeps a NoCloud seed attached as a cdrom; its content is rebuilt from the options and
-        rewritten when it differs.
+        rewritten when it differs, and re-created when it was removed.
       - V(absent) detaches the seed cdrom (live and in the persistent configuration) and deletes the seed
         volume, so provisioning secrets do not stay on the host. The seed options must not be given then.
       - Because the instance-id is stable, cloud-init does not run first-boot modules again in either case.
     type: str
     choices: [present, absent]
-    default: present
   user_data:
     description:
       - cloud-init user-data as a dictionary; rendered as YAML after a C(#cloud-config) header.
       - It only goes into the seed ISO, never into the domain XML or the module's return values.
+      - The option is C(no_log), so Ansible masks every string found in it wherever it appears in the output
+        (a user name such as C(lab) also masks a pool called C(lab)).
     type: dict
   meta_data:
     description:
@@ -546,7 +549,7 @@ class VmManager:
         mac = self.mac or seedlib.derive_mac(self.name)
         self.check_mac_free(mac)
         overlay_name = f"{self.name}.qcow2"
-        seed_name = f"{self.name}-seed.iso" if p["seed"] == "present" else None
+        seed_name = f"{self.name}-seed.iso" if p["seed"] != "absent" else None
         for vname in filter(None, (overlay_name, seed_name)):
             if lv.lookup_volume(pool, vname) is not None:
                 raise LibvirtVmError(
@@ -709,6 +712,7 @@ class VmManager:
             self.check_mac_free(want["mac"])
         self._warn_base(meta)
         seed_name = meta.get("seed-volume") or f"{self.name}-seed.iso"
+        seed_kept = p["seed"] == "present" or (p["seed"] is None and bool(meta.get("seed-volume")))
         spec = lv.DomainSpec(
             name=self.name,
             domain_type=want["domain_type"],
@@ -720,7 +724,7 @@ class VmManager:
             pool=pool.name(),
             base_volume=meta.get("base-volume", ""),
             overlay_volume=meta.get("overlay-volume") or f"{self.name}.qcow2",
-            seed_volume=seed_name if p["seed"] == "present" else None,
+            seed_volume=seed_name if seed_kept else None,
             guest_agent=bool(want["guest_agent"]),
         )
         new_xml = lv.apply_fields(old_xml, spec, fields) if fields else lv.canonical_xml(old_xml)
@@ -749,7 +753,7 @@ class VmManager:
             if not cdrom_cfg:
                 self.act(f"attach seed cdrom {seed_name}")
             new_xml = lv.set_cdrom(new_xml, pool.name(), seed_name, present=True)
-        else:
+        elif p["seed"] == "absent":
             if cdrom_cfg or cdrom_live:
                 self.act(f"detach seed cdrom {seed_name}")
             if seed_vol is not None:
@@ -796,7 +800,7 @@ class VmManager:
                 "pool": pool.name(),
                 "base": spec.base_volume,
                 "overlay": spec.overlay_volume,
-                "seed": seed_name if p["seed"] == "present" else None,
+                "seed": seed_name if seed_kept else None,
             },
             "changes": fields,
         }
@@ -968,7 +972,7 @@ def main() -> None:
         domain_type={"type": "str", "choices": ["kvm", "qemu"]},
         guest_agent={"type": "bool"},
         autostart={"type": "bool"},
-        seed={"type": "str", "default": "present", "choices": ["present", "absent"]},
+        seed={"type": "str", "choices": ["present", "absent"]},
         user_data={"type": "dict", "no_log": True},
         meta_data={"type": "dict"},
         network_config={"type": "dict"},

@@ -220,14 +220,19 @@ def test_seed_absent_four_ways_stopped(lab, run_module):
     assert "vm1-seed.iso" not in lab.volumes() and lv.find_cdrom(lab.xml("vm1"), "vm1-seed.iso") is None
     assert lv.read_metadata(lab.conn.lookupByName("vm1"))["seed-volume"] == ""
     assert applied["volumes"]["seed"] is None
-    # back to present: the seed is rebuilt and attached again
-    four_ways(run_module, vm_args(lab, state="stopped"))
+    # seed omitted: a removed seed stays removed
+    four_ways(run_module, vm_args(lab, state="stopped"), first_changed=False)
+    assert "vm1-seed.iso" not in lab.volumes()
+    # seed=present: the seed is rebuilt and attached again
+    four_ways(run_module, vm_args(lab, state="stopped", seed="present"))
     assert "vm1-seed.iso" in lab.volumes() and lv.find_cdrom(lab.xml("vm1"), "vm1-seed.iso")
 
 
 def test_seed_content_change_rewrites_seed(lab, run_module):
     run_module(main, vm_args(lab))
-    check, _, _, _ = four_ways(run_module, vm_args(lab, user_data={"runcmd": [["echo", "other"]]}))
+    other = {"runcmd": [["echo", "other"]]}
+    four_ways(run_module, vm_args(lab, user_data=other), first_changed=False)  # seed omitted: left alone
+    check, _, _, _ = four_ways(run_module, vm_args(lab, user_data=other, seed="present"))
     assert check["actions"] == ["rewrite seed vm1-seed.iso (content changed)"]
     assert "diff" not in check  # the domain XML does not change; the seed content is never shown
 
