@@ -42,7 +42,19 @@ _FILES = (
     ("USERDATA.;1", "user-data"),
     ("METADATA.;1", "meta-data"),
     ("NETWORKC.;1", "network-config"),
+    ("VENDORDA.;1", "vendor-data"),
 )
+
+# vendor-data: with the seed removed later, cloud-init would find no datasource, fall back to DataSourceNone,
+# take the guest for a new instance and replace its network config by DHCP. Trusting the cached datasource
+# (manual_cache_clean) keeps the instance, its static address included. A script, so user-data never overrides it.
+KEEP_INSTANCE_CFG = "/etc/cloud/cloud.cfg.d/90-foundation-runners-keep-instance.cfg"
+KEEP_INSTANCE_VENDOR_DATA = (
+    "#!/bin/sh\n"
+    "# foundation.runners: keep this instance when its NoCloud seed is removed\n"
+    "mkdir -p /etc/cloud/cloud.cfg.d\n"
+    f"printf 'manual_cache_clean: true\\n' > {KEEP_INSTANCE_CFG}\n"
+).encode()
 
 
 class SeedError(ValueError):
@@ -146,11 +158,13 @@ def _fixed_clock() -> Iterator[None]:
         time.localtime = real_localtime  # type: ignore[assignment]
 
 
-def build_seed_iso(user_data: bytes, meta_data: bytes, network_config: bytes | None = None) -> bytes:
+def build_seed_iso(
+    user_data: bytes, meta_data: bytes, network_config: bytes | None = None, vendor_data: bytes | None = None
+) -> bytes:
     """Return the bytes of a NoCloud seed ISO (ISO9660 + Joliet + Rock Ridge, label ``cidata``)."""
     if pycdlib is None:
         raise SeedError(f"pycdlib is required to build the cloud-init seed: {PYCDLIB_IMPORT_ERROR}")
-    contents = [user_data, meta_data, network_config]
+    contents = [user_data, meta_data, network_config, vendor_data]
     with _fixed_clock():
         iso = pycdlib.PyCdlib()
         iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident=VOLUME_LABEL, sys_ident="LINUX")
@@ -170,6 +184,8 @@ def build_seed(
     meta_data: dict[str, Any] | None,
     network_config: dict[str, Any] | None,
     instance_id: str | None = None,
+    *,
+    keep_instance: bool = True,
 ) -> tuple[bytes, dict[str, Any]]:
     """Render the documents and build the ISO; returns the bytes and the (non-secret) meta-data used."""
     md = default_meta_data(name, instance_id, meta_data)
@@ -177,5 +193,6 @@ def build_seed(
         render_user_data(user_data),
         render_meta_data(md),
         render_network_config(network_config) if network_config else None,
+        KEEP_INSTANCE_VENDOR_DATA if keep_instance else None,
     )
     return iso, md

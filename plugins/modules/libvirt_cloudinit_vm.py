@@ -174,6 +174,17 @@ options:
     description: DNS servers for O(ip_address).
     type: list
     elements: str
+  keep_instance:
+    description:
+      - "Put a vendor-data script into the seed that writes C(manual_cache_clean: true) to
+        C(/etc/cloud/cloud.cfg.d/90-foundation-runners-keep-instance.cfg) on first boot."
+      - Without it, a guest whose seed was removed (O(seed=absent)) finds no datasource at its next boot,
+        cloud-init falls back to C(DataSourceNone), takes it for a new instance and replaces a static
+        network config by DHCP. Measured with the lab image; images whose ds-identify disables cloud-init
+        when no datasource is found are not affected.
+      - Set V(false) to leave vendor-data out (for example when the image's cloud-init disables vendor-data).
+    type: bool
+    default: true
   instance_id:
     description:
       - cloud-init instance-id. Defaults to C(iid-<name>), stable across runs so re-runs never trigger
@@ -431,7 +442,14 @@ class VmManager:
         if network_config is None and p["ip_address"]:
             network_config = seedlib.static_network_config(mac, p["ip_address"], p["gateway"], p["nameservers"])
         try:
-            iso, md = seedlib.build_seed(self.name, p["user_data"], p["meta_data"], network_config, p["instance_id"])
+            iso, md = seedlib.build_seed(
+                self.name,
+                p["user_data"],
+                p["meta_data"],
+                network_config,
+                p["instance_id"],
+                keep_instance=p["keep_instance"],
+            )
         except seedlib.SeedError as exc:
             raise LibvirtVmError(f"cannot build the cloud-init seed for {self.name}: {exc}") from exc
         return iso, md["instance-id"]
@@ -983,6 +1001,7 @@ def main() -> None:
         shutdown_timeout={"type": "int", "default": 120},
         force={"type": "bool", "default": False},
         restart_on_change={"type": "bool", "default": False},
+        keep_instance={"type": "bool", "default": True},
     )
     module = AnsibleModule(
         argument_spec=argument_spec,

@@ -13,7 +13,7 @@ def read_iso(data: bytes) -> tuple[str, dict[str, bytes]]:
     iso = pycdlib.PyCdlib()
     iso.open_fp(io.BytesIO(data))
     files = {}
-    for name in ("user-data", "meta-data", "network-config"):
+    for name in ("user-data", "meta-data", "network-config", "vendor-data"):
         out = io.BytesIO()
         try:
             iso.get_file_from_iso_fp(out, joliet_path="/" + name)
@@ -36,7 +36,8 @@ def test_seed_iso_contents_read_back():
     data, md = seed.build_seed("vm1", {"hostname": "vm1", "users": [{"name": "lab"}]}, None, net)
     label, files = read_iso(data)
     assert label == "cidata"
-    assert files["_rr"] == b"meta-data,network-config,user-data"
+    assert files["_rr"] == b"meta-data,network-config,user-data,vendor-data"
+    assert files["vendor-data"].startswith(b"#!/bin/sh\n") and b"manual_cache_clean: true" in files["vendor-data"]
     assert files["user-data"].startswith(b"#cloud-config\n")
     assert yaml.safe_load(files["user-data"]) == {"hostname": "vm1", "users": [{"name": "lab"}]}
     assert yaml.safe_load(files["meta-data"]) == {"instance-id": "iid-vm1", "local-hostname": "vm1"} == md
@@ -65,9 +66,9 @@ def test_seed_is_deterministic_across_time_zones(monkeypatch):
 
 
 def test_seed_without_network_config_and_instance_id_override():
-    data, md = seed.build_seed("vm2", None, {"instance-id": "from-meta"}, None, instance_id="given")
+    data, md = seed.build_seed("vm2", None, {"instance-id": "from-meta"}, None, "given", keep_instance=False)
     _, files = read_iso(data)
-    assert "network-config" not in files
+    assert "network-config" not in files and "vendor-data" not in files
     assert files["user-data"] == b"#cloud-config\n"
     assert md["instance-id"] == "given"
     data, md = seed.build_seed("vm2", None, {"instance-id": "from-meta"}, None)

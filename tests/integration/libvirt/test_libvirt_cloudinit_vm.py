@@ -1,0 +1,344 @@
+"""libvirt_cloudinit_vm against the lab's real libvirtd (TCG guests on br0 in namespace frlab-crunchy01).
+
+Run as root:  .venv/bin/pytest -v tests/integration/libvirt
+It calls `tests/lab/libvirt up` and `tests/lab/libvirt env`, runs the module through `ansible localhost -m`,
+and boots one guest that is reused for every check (each boot under TCG takes about a minute).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+LAB = REPO / "tests" / "lab" / "libvirt"
+VENV = REPO / ".venv" / "bin"
+MODULE = "foundation.runners.libvirt_cloudinit_vm"
+NAME = "itest01"
+IP = "198.51.100.41"
+PREFIX = "itest"
+GUEST_USER = "ops"
+SECRET = "itest-s3cr3t-0b6f9c"
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
+
+
+def sh(cmd: list[str], check: bool = True, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=check, capture_output=True, text=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    if not LAB.exists():
+        pytest.skip("tests/lab/libvirt is not there yet")
+    sh([str(LAB), "up"])
+    env = {}
+    for line in sh([str(LAB), "env"]).stdout.splitlines():
+        if line.startswith("export "):
+            key, _, value = line[len("export ") :].partition("=")
+            env[key] = value
+    tmp = tmp_path_factory.mktemp("libvirt")
+    sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "itest", "-f", str(tmp / "id")])
+    env["KEY"] = str(tmp / "id")
+    env["PUB"] = (tmp / "id.pub").read_text().strip()
+    env["TMP"] = str(tmp)
+    cleanup(env)
+    yield env
+    cleanup(env)
+
+
+def virsh(env, *args, check=True) -> str:
+    return sh(["virsh", "-q", "-c", env["LIBVIRT_URI"], *args], check=check).stdout
+
+
+def cleanup(env) -> None:
+    for dom in virsh(env, "list", "--all", "--name").split():
+        if dom.startswith(PREFIX):
+            run(env, {"name": dom, "state": "absent", "uri": env["LIBVIRT_URI"]})
+            virsh(env, "destroy", dom, check=False)
+            virsh(env, "undefine", dom, check=False)
+    for vol in our_volumes(env):
+        if vol.startswith(PREFIX):
+            virsh(env, "vol-delete", vol, "--pool", env["LAB_POOL"], check=False)
+
+
+def our_volumes(env) -> set[str]:
+    virsh(env, "pool-refresh", env["LAB_POOL"], check=False)
+    names = {line.split()[0] for line in virsh(env, "vol-list", env["LAB_POOL"]).splitlines() if line.strip()}
+    return {n for n in names if n.startswith((PREFIX, "base-sha256-"))}
+
+
+def our_domains(env) -> set[str]:
+    return {d for d in virsh(env, "list", "--all", "--name").split() if d.startswith(PREFIX)}
+
+
+def run(env, args, check=False, diff=False, extra_env=None) -> dict:
+    """Run the module once through `ansible localhost -m`; returns the task result."""
+    cmd = [
+        str(VENV / "ansible"),
+        "localhost",
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-e",
+        f"ansible_python_interpreter={VENV / 'python'}",
+        "-m",
+        MODULE,
+        "-a",
+        json.dumps(args),
+    ]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    proc_env = {
+        **os.environ,
+        "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".ansible" / "collections"),
+        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        **(extra_env or {}),
+    }
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=proc_env, check=False)
+    try:
+        out = json.loads(proc.stdout)
+        return out["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    except (ValueError, KeyError, IndexError) as exc:
+        raise AssertionError(f"ansible gave no result: {shlex.join(cmd)}\n{proc.stdout}\n{proc.stderr}") from exc
+
+
+def vm_args(env, **kw) -> dict:
+    args = {
+        "name": NAME,
+        "uri": env["LIBVIRT_URI"],
+        "state": "running",
+        "domain_type": "qemu",
+        "pool": env["LAB_POOL"],
+        "bridge": env["LAB_BRIDGE"],
+        "base_image": env["LAB_GUEST_IMAGE"],
+        "disk_size": "3GiB",
+        "vcpus": 2,
+        "memory": "1GiB",
+        "ip_address": f"{IP}/24",
+        "gateway": "198.51.100.1",
+        "user_data": {
+            "users": [
+                {
+                    "name": GUEST_USER,
+                    "shell": "/bin/bash",
+                    "sudo": "ALL=(ALL) NOPASSWD:ALL",
+                    "ssh_authorized_keys": [env["PUB"]],
+                }
+            ],
+            "write_files": [{"path": "/var/tmp/itest-secret", "content": SECRET, "permissions": "0600"}],
+        },
+    }
+    args.update(kw)
+    return {k: v for k, v in args.items() if v is not None}
+
+
+def four_ways(env, args, changed=True) -> list[dict]:
+    results = [run(env, args, check=c, diff=True) for c in (True, False, False, True)]
+    for r in results:
+        assert not r.get("failed"), r.get("msg")
+    assert [r["changed"] for r in results] == [changed, changed, False, False], [r["actions"] for r in results]
+    return results
+
+
+def ssh(env, command: str, timeout: int = 10) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            "ip", "netns", "exec", env["LAB_NS"], "ssh", "-i", env["KEY"],
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+            "-o", "BatchMode=yes", "-o", f"ConnectTimeout={min(timeout, 5)}",
+            f"{GUEST_USER}@{IP}", command,
+        ],
+        capture_output=True, text=True, timeout=timeout + 5, check=False,
+    )  # fmt: skip
+
+
+def wait_ssh(env, limit: int = 300) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        if ssh(env, "true").returncode == 0:
+            return time.monotonic() - start
+        time.sleep(2)
+    log = sh(["virsh", "-c", env["LIBVIRT_URI"], "domstate", NAME], check=False).stdout
+    raise AssertionError(f"no ssh to {GUEST_USER}@{IP} within {limit}s (domain state: {log.strip()})")
+
+
+def ping(env) -> bool:
+    return sh(["ip", "netns", "exec", env["LAB_NS"], "ping", "-c1", "-W2", IP], check=False).returncode == 0
+
+
+def test_01_create_four_ways_and_guest_works(lab):
+    base_before = our_volumes(lab)
+    check, created, _, _ = four_ways(lab, vm_args(lab))
+    assert check["uuid"] is None and created["uuid"] and created["state"] == "running"
+    vols = created["volumes"]
+    assert our_volumes(lab) - base_before <= {vols["base"], f"{NAME}.qcow2", f"{NAME}-seed.iso"}
+    waited = wait_ssh(lab)
+    print(f"ssh answered {waited:.0f}s after the apply run")
+    assert ping(lab)
+    assert ssh(lab, "hostname").stdout.strip() == NAME
+    status = ssh(lab, "cloud-init status --wait", timeout=240).stdout
+    assert "status: done" in status, status
+    assert ssh(lab, "sudo cat /var/tmp/itest-secret").stdout.strip() == SECRET
+    # overlay is a qcow2 whose backing file is the shared base volume
+    overlay_path = virsh(lab, "vol-path", f"{NAME}.qcow2", "--pool", lab["LAB_POOL"]).strip()
+    base_path = virsh(lab, "vol-path", vols["base"], "--pool", lab["LAB_POOL"]).strip()
+    info = json.loads(sh(["qemu-img", "info", "-U", "--output=json", overlay_path]).stdout)
+    assert info["format"] == "qcow2" and info["backing-filename"] == base_path
+    assert info["virtual-size"] == 3 * 1024**3
+    # the domain: qemu type, ACPI, serial console on a PTY, no guest agent, no secret, our metadata
+    xml = virsh(lab, "dumpxml", NAME)
+    assert "<acpi/>" in xml and "type='qemu'" in xml and "org.qemu.guest_agent.0" not in xml
+    assert SECRET not in xml and SECRET not in json.dumps(created)
+    assert "https://foundation.runners/libvirt_cloudinit_vm/1" in xml
+    assert virsh(lab, "ttyconsole", NAME).strip().startswith("/dev/pts/")
+    assert "<kernel>" not in xml  # boots from its disk
+    mac = created["mac"]
+    assert mac.startswith("52:54:00:")
+    assert mac in ssh(lab, "ip -o link").stdout
+
+
+BAD_INPUT = [
+    ("missing_image", {"base_image": "/nonexistent/base.qcow2"}, "cannot read base image /nonexistent/base.qcow2"),
+    ("corrupt_image", {"base_image": "CORRUPT"}, "is neither a qcow2 image nor a raw disk image"),
+    ("truncated_qcow2", {"base_image": "TRUNCATED"}, "is corrupt"),
+    ("wrong_checksum", {"base_checksum": "sha256:" + "0" * 64}, "checksum mismatch for base_image"),
+    ("url_without_checksum", {"base_image": "https://127.0.0.1:9/b.qcow2"}, "base_checksum (sha256:...) is required"),
+    (
+        "url_unreachable",
+        {"base_image": "https://127.0.0.1:9/b.qcow2", "base_checksum": "sha256:" + "1" * 64},
+        "download of base_image https://127.0.0.1:9/b.qcow2 failed",
+    ),
+    ("unknown_pool", {"pool": "nopool"}, "storage pool 'nopool' not found"),
+    ("unknown_bridge", {"bridge": "br-missing"}, "bridge 'br-missing' not found"),
+    ("unknown_network", {"bridge": None, "network": "nonet"}, "libvirt network 'nonet' not found"),
+    ("memory_invalid", {"memory": "2GB"}, "memory '2GB' is not a valid size"),
+    ("memory_too_small", {"memory": 16}, "too small"),
+    ("mac_invalid", {"mac": "52:54:00:zz:00:01"}, "is not a MAC address"),
+    ("mac_duplicate", {"mac": "DUPLICATE"}, f"already used by domain '{NAME}'"),
+    ("uri_unreachable", {"uri": "qemu+tcp://198.51.100.250/system"}, "cannot connect to libvirt at qemu+tcp://"),
+    ("foreign_domain", {"name": "itest-foreign"}, "refusing to manage it"),
+    ("seed_absent_with_user_data", {"seed": "absent"}, "seed=absent removes the seed, so user_data"),
+    ("vcpus_zero", {"vcpus": 0}, "vcpus=0 is invalid"),
+    ("invalid_name", {"name": "itest bad/name"}, "is invalid"),
+    ("disk_too_small", {"disk_size": "1GiB"}, "smaller than the base image's virtual size"),
+    ("bad_ip", {"ip_address": "198.51.100.42"}, "needs a prefix length"),
+]
+
+
+def test_02_bad_input_leaves_nothing(lab):
+    tmp = Path(lab["TMP"])
+    (tmp / "corrupt.img").write_bytes(b"<html>404 not found</html>" * 1000)
+    with open(lab["LAB_GUEST_IMAGE"], "rb") as fh:
+        (tmp / "truncated.qcow2").write_bytes(fh.read(4096))
+    mac = virsh(lab, "domiflist", NAME).split()[-1]
+    foreign = tmp / "foreign.xml"
+    foreign.write_text(
+        "<domain type='qemu'><name>itest-foreign</name><memory unit='MiB'>64</memory>"
+        "<os><type arch='x86_64'>hvm</type></os></domain>"
+    )
+    virsh(lab, "define", str(foreign))
+    try:
+        before = (our_domains(lab), our_volumes(lab), virsh(lab, "dumpxml", "itest-foreign"))
+        for case, bad, message in BAD_INPUT:
+            override = dict(bad)
+            if override.get("base_image") == "CORRUPT":
+                override["base_image"] = str(tmp / "corrupt.img")
+            if override.get("base_image") == "TRUNCATED":
+                override["base_image"] = str(tmp / "truncated.qcow2")
+            if override.get("mac") == "DUPLICATE":
+                override["mac"] = mac
+            args = vm_args(lab, name="itest02", ip_address="198.51.100.42/24")
+            args.update(override)
+            args = {k: v for k, v in args.items() if v is not None}
+            res = run(lab, args)
+            assert res.get("failed"), (case, res)
+            assert message in res["msg"], (case, res["msg"])
+            assert SECRET not in json.dumps(res)
+            after = (our_domains(lab), our_volumes(lab), virsh(lab, "dumpxml", "itest-foreign"))
+            assert after == before, case
+            print(f"{case}: {res['msg']}")
+    finally:
+        virsh(lab, "undefine", "itest-foreign", check=False)
+
+
+def test_03_memory_drift_then_restart_on_change(lab):
+    args = {"name": NAME, "uri": lab["LIBVIRT_URI"], "state": "running", "memory": "1280MiB"}
+    check, applied, again, again_check = four_ways(lab, args)
+    assert check["changes"] == ["memory_mib"]
+    assert '<memory unit="KiB">1048576</memory>' in check["diff"]["before"]
+    assert '<memory unit="KiB">1310720</memory>' in check["diff"]["after"]
+    for r in (check, applied, again, again_check):
+        assert r["restart_required"] is True and r["pending"] == ["memory_mib"]
+    assert "<memory unit='KiB'>1310720</memory>" in virsh(lab, "dumpxml", "--inactive", NAME)
+    assert "<memory unit='KiB'>1048576</memory>" in virsh(lab, "dumpxml", NAME)  # still running with 1 GiB
+    restart = {**args, "restart_on_change": True, "shutdown_timeout": 180, "force": True}
+    res = run(lab, restart)
+    assert res["changed"] and res["restart_required"] is False and res["pending"] == []
+    assert f"restart domain {NAME} to apply memory_mib" in res["actions"]
+    assert "<memory unit='KiB'>1310720</memory>" in virsh(lab, "dumpxml", NAME)
+    print(f"ssh back {wait_ssh(lab):.0f}s after the restart")
+    mem_kib = int(ssh(lab, "awk '/MemTotal/{print $2}' /proc/meminfo").stdout)
+    assert mem_kib > 1100 * 1024, mem_kib
+    again = run(lab, restart)
+    assert not again["changed"] and again["restart_required"] is False
+
+
+def test_04_seed_absent_guest_keeps_working(lab):
+    assert "sr0" in ssh(lab, "lsblk -dn -o NAME").stdout
+    args = {"name": NAME, "uri": lab["LIBVIRT_URI"], "state": "running", "seed": "absent"}
+    check, applied, _, _ = four_ways(lab, args)
+    assert check["actions"] == [f"detach seed cdrom {NAME}-seed.iso", f"delete seed volume {NAME}-seed.iso"]
+    assert applied["volumes"]["seed"] is None
+    assert f"{NAME}-seed.iso" not in our_volumes(lab)
+    assert "seed" not in virsh(lab, "domblklist", NAME)
+    assert "seed" not in virsh(lab, "dumpxml", "--inactive", NAME)
+    assert ssh(lab, "hostname").stdout.strip() == NAME
+    assert "sr0" not in ssh(lab, "lsblk -dn -o NAME").stdout
+
+
+def test_05_stopped_then_running(lab):
+    base = {"name": NAME, "uri": lab["LIBVIRT_URI"], "shutdown_timeout": 180}
+    stopped = four_ways(lab, {**base, "state": "stopped"})
+    assert stopped[1]["state"] == "shutoff" and "warnings" not in stopped[1]  # ACPI, not forced
+    assert virsh(lab, "domstate", NAME).strip() == "shut off"
+    assert not ping(lab)
+    running = four_ways(lab, {**base, "state": "running"})
+    assert running[1]["state"] == "running"
+    print(f"ssh back {wait_ssh(lab):.0f}s after start (no seed attached)")
+    assert ssh(lab, "hostname").stdout.strip() == NAME
+    assert ping(lab)
+
+
+@pytest.mark.parametrize("point", ["after_seed_upload", "after_start"])
+def test_06_fault_injection_rolls_back(lab, point):
+    before = (our_domains(lab), our_volumes(lab))
+    args = vm_args(lab, name="itest03", ip_address="198.51.100.43/24")
+    res = run(lab, args, extra_env={"FOUNDATION_RUNNERS_FAULT": point})
+    assert res.get("failed") and f"injected fault at {point}" in res["msg"], res
+    assert res["rolled_back"] and not res["rollback_failed"]
+    assert (our_domains(lab), our_volumes(lab)) == before
+    print(f"{point}: rolled back {res['rolled_back']}")
+
+
+def test_07_absent_removes_everything_but_base(lab):
+    xml = virsh(lab, "dumpxml", NAME)
+    base = [v for v in our_volumes(lab) if v.startswith("base-sha256-")]
+    args = {"name": NAME, "uri": lab["LIBVIRT_URI"], "state": "absent"}
+    check, _, _, _ = four_ways(lab, args)
+    assert check["diff"]["after"] == "" and NAME in check["diff"]["before"]
+    assert NAME not in our_domains(lab)
+    assert our_volumes(lab) == set(base) and base
+    assert "metadata" in xml
+    assert not ping(lab)
