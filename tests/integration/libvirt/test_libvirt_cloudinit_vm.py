@@ -302,8 +302,11 @@ def test_04_seed_absent_guest_keeps_working(lab):
     assert check["actions"] == [f"detach seed cdrom {NAME}-seed.iso", f"delete seed volume {NAME}-seed.iso"]
     assert applied["volumes"]["seed"] is None
     assert f"{NAME}-seed.iso" not in our_volumes(lab)
-    assert "seed" not in virsh(lab, "domblklist", NAME)
-    assert "seed" not in virsh(lab, "dumpxml", "--inactive", NAME)
+    assert "-seed.iso" not in virsh(lab, "domblklist", NAME)
+    assert "-seed.iso" not in virsh(lab, "dumpxml", "--inactive", NAME)
+    assert "-seed.iso" not in virsh(lab, "dumpxml", NAME)
+    keep = ssh(lab, "cat /etc/cloud/cloud.cfg.d/90-foundation-runners-keep-instance.cfg").stdout
+    assert keep.strip() == "manual_cache_clean: true"  # written by the seed's vendor-data
     assert ssh(lab, "hostname").stdout.strip() == NAME
     assert "sr0" not in ssh(lab, "lsblk -dn -o NAME").stdout
 
