@@ -109,10 +109,9 @@ class Scope:
         owner, name = (self.repo or "/").split("/", 1)
         return f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}/actions/runners"
 
-    @property
-    def registration_token_path(self) -> str:
-        # The admin path below exists from Forgejo 7 to 15; the others hang off the runners path.
-        if self.kind == "instance":
+    def registration_token_path(self, flavour: str) -> str:
+        # Forgejo 7 to 15 answer the admin path below; Gitea moved it under /admin/actions.
+        if self.kind == "instance" and flavour == "forgejo":
             return "/admin/runners/registration-token"
         return f"{self.runners_path}/registration-token"
 
@@ -206,10 +205,13 @@ class ForgejoClient:
             raise FeatureUnsupported(message + (f" {hint}" if hint else ""))
 
     def registration_token(self, scope: Scope) -> str:
-        data, _headers = self.request("GET", scope.registration_token_path)
+        # Forgejo hands the token out with GET; Gitea 1.24+ only with POST, which also reuses the active token.
+        flavour = self.version.flavour
+        method, path = ("GET" if flavour == "forgejo" else "POST"), scope.registration_token_path(flavour)
+        data, _headers = self.request(method, path)
         token = (data or {}).get("token")
         if not token:
-            raise ForgejoError("GET", self.base + scope.registration_token_path, 200, "response has no token")
+            raise ForgejoError(method, self.base + path, 200, "response has no token")
         return token
 
     def list_runners(self, scope: Scope) -> list[dict[str, t.Any]]:

@@ -12,7 +12,7 @@ from lab_support import LAB, lab_env
 
 @pytest.fixture(scope="session")
 def lab() -> dict[str, str]:
-    subprocess.run([str(LAB / "forge"), "up"], check=True)
+    """The environment of the running lab forges (`tests/lab/forge up`, as `make test-forgejo` does)."""
     return lab_env([str(LAB / "forge"), "env"])
 
 

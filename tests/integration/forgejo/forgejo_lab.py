@@ -20,7 +20,8 @@ class Forge:
         self.url = env[f"FORGE_{key}_URL"]
         self.version = env[f"FORGE_{key}_VERSION"]
         self.tokens = {
-            kind: env[f"FORGE_{key}_TOKEN_{kind.upper()}"] for kind in ("write_admin", "read_admin", "org", "user")
+            kind: env.get(f"FORGE_{key}_TOKEN_{kind.upper()}", "")
+            for kind in ("write_admin", "read_admin", "org", "owner", "user")
         }
         self.org, self.repo = env["FORGE_ORG"], env["FORGE_REPO"]
         self.has_runner_api = flavour == "gitea" or int(self.version.split(".")[0]) >= 15
@@ -38,7 +39,9 @@ class Runners:
     def start(self, name: str, flavour: str, token: str, labels: str = "lab") -> None:
         self.names.append(name)
         command = [str(LAB / "forge"), "runner", "start", name, "--flavour", flavour, "--labels", labels]
-        subprocess.run([*command, "--token", token], check=True, capture_output=True)
+        proc = subprocess.run([*command, "--token", token], check=False, capture_output=True, text=True)
+        if proc.returncode:  # the message leaves the token out
+            pytest.fail(f"forge runner start {name} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
 
     def stop(self, name: str) -> None:
         subprocess.run([str(LAB / "forge"), "runner", "stop", name], check=True, capture_output=True)

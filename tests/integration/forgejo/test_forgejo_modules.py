@@ -15,8 +15,8 @@ def scope_cases(forge):
     return {
         "instance": forge.args("write_admin"),
         "org": forge.args("org", scope="org", org=forge.org),
-        "user": forge.args("user", scope="user"),
-        "repo": forge.args("write_admin", scope="repo", repo=forge.repo),
+        "user": forge.args("owner", scope="user"),
+        "repo": forge.args("owner", scope="repo", repo=forge.repo),
     }
 
 
@@ -78,21 +78,37 @@ def test_runner_lifecycle(forge, ansible, runners):
 
 
 def bad_input_cases(forge):
-    host = forge.url.removeprefix("http://")
+    host, owner = forge.url.removeprefix("http://"), forge.tokens["owner"]
     cases = {
         "unreachable": ("forgejo_runner_token", {"api_url": "http://198.51.100.10:9", "retries": 0}, "cannot connect"),
         "tls_failure": ("forgejo_runner_token", {"api_url": f"https://{host}"}, "TLS failure"),
         "bad_token": ("forgejo_runner_token", {"api_token": "0" * 40}, "[401]"),
         "missing_scope": ("forgejo_runner_token", {"api_token": forge.tokens["user"]}, "[403]"),
-        "read_only_prune": ("forgejo_runner_prune", {"api_token": forge.tokens["read_admin"], "names": ["*"]}, "[403]"),
-        "unknown_org": ("forgejo_runner_token", {"scope": "org", "org": "no-such-org"}, "[404]"),
-        "unknown_repo": ("forgejo_runner_token", {"scope": "repo", "repo": f"{forge.org}/no-such-repo"}, "[404]"),
-        "unknown_owner": ("forgejo_runner_token", {"scope": "repo", "repo": "no-such-owner/ci"}, "[404]"),
+        "user_token_on_org": (
+            "forgejo_runner_token",
+            {"api_token": forge.tokens["user"], "scope": "org", "org": forge.org},
+            "[403]",
+        ),
+        "unknown_org": ("forgejo_runner_token", {"api_token": owner, "scope": "org", "org": "no-such-org"}, "[404]"),
+        "unknown_repo": (
+            "forgejo_runner_token",
+            {"api_token": owner, "scope": "repo", "repo": f"{forge.org}/nope"},
+            "[404]",
+        ),
+        "unknown_owner": (
+            "forgejo_runner_token",
+            {"api_token": owner, "scope": "repo", "repo": "no-such-owner/ci"},
+            "[404]",
+        ),
         "max_deletions": ("forgejo_runner_prune", {"max_deletions": -1}, "max_deletions must be 0 or more"),
         "conflicting_scope": ("forgejo_runner_token", {"org": forge.org}, "org is only used with scope=org"),
     }
     if forge.has_runner_api:
-        cases["unknown_org_list"] = ("forgejo_runner_info", {"scope": "org", "org": "no-such-org"}, "[404]")
+        cases["unknown_org_list"] = (
+            "forgejo_runner_info",
+            {"api_token": owner, "scope": "org", "org": "nope"},
+            "[404]",
+        )
     else:
         cases["prune_needs_v15"] = ("forgejo_runner_prune", {}, "cleanup_offline_runners")
         cases["info_needs_v15"] = ("forgejo_runner_info", {}, "Forgejo 15 or later")
@@ -101,7 +117,7 @@ def bad_input_cases(forge):
 
 
 CASE_NAMES = [
-    "unreachable", "tls_failure", "bad_token", "missing_scope", "read_only_prune", "unknown_org", "unknown_repo",
+    "unreachable", "tls_failure", "bad_token", "missing_scope", "user_token_on_org", "unknown_org", "unknown_repo",
     "unknown_owner", "max_deletions", "conflicting_scope", "unknown_org_list", "prune_needs_v15", "info_needs_v15",
     "register_needs_v15",
 ]  # fmt: skip
