@@ -452,9 +452,10 @@ def spec_metadata(spec: DomainSpec) -> dict[str, str]:
     }
 
 
-def write_metadata(dom: Any, meta: dict[str, str], live: bool) -> None:
+def write_metadata(dom: Any, meta: dict[str, str], live_only: bool = False) -> None:
+    """Write the collection's metadata into the persistent config, or only into the running domain."""
     payload = ET.tostring(metadata_element(meta, namespaced=False), encoding="unicode")
-    flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if live else 0)
+    flags = libvirt.VIR_DOMAIN_AFFECT_LIVE if live_only else libvirt.VIR_DOMAIN_AFFECT_CONFIG
     try:
         dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, payload, METADATA_PREFIX, METADATA_NS, flags)
     except libvirt.libvirtError as exc:

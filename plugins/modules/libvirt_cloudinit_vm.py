@@ -28,9 +28,10 @@ description:
     C(after_base_import), C(after_overlay_create), C(after_seed_upload), C(after_define), C(after_start)
     injects a failure at that point; it exists for tests only.
 author:
-  - foundation.runners maintainers
+  - Foundation Runners maintainers (@foundation-runners)
 extends_documentation_fragment:
   - foundation.runners.libvirt
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
@@ -42,6 +43,7 @@ attributes:
     details:
       - The whole persistent domain XML before and after, with headers, and the power state when it changes.
   idempotent:
+    description: Whether a second run with the same arguments reports no change.
     support: full
 options:
   name:
@@ -836,6 +838,8 @@ class VmManager:
                     raise LibvirtVmError(f"cannot redefine domain {self.name!r}: {lv.err(exc)}") from exc
                 self.rollback.add(f"restore definition of domain {self.name}", lambda: self.conn.defineXML(old_xml))
                 lv.fault_point("after_define")
+                if active and meta != want_meta:
+                    lv.write_metadata(dom, want_meta, live_only=True)  # so the live XML names no removed seed
             if p["seed"] == "present" and active and not cdrom_live:
                 self._device(dom, "attach", lv.cdrom_xml(pool.name(), seed_name))
             if p["seed"] == "absent":

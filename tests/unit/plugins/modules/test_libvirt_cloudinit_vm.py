@@ -237,6 +237,20 @@ def test_seed_content_change_rewrites_seed(lab, run_module):
     assert "diff" not in check  # the domain XML does not change; the seed content is never shown
 
 
+def test_seed_absent_running_updates_live_metadata(lab, run_module, monkeypatch):
+    run_module(main, vm_args(lab, state="running"))
+    detached = []
+    # the test driver cannot hot-unplug a disk: record the call (the live XML keeps its cdrom, so one run only)
+    monkeypatch.setattr(libvirt.virDomain, "detachDeviceFlags", lambda dom, xml, flags: detached.append(flags))
+    res = run_module(main, {"name": "vm1", "uri": URI, "state": "running", "seed": "absent"})
+    assert res["changed"] and "vm1-seed.iso" not in lab.volumes()
+    assert detached == [libvirt.VIR_DOMAIN_AFFECT_LIVE]
+    live = lab.conn.lookupByName("vm1").metadata(
+        libvirt.VIR_DOMAIN_METADATA_ELEMENT, lv.METADATA_NS, libvirt.VIR_DOMAIN_AFFECT_LIVE
+    )
+    assert "vm1-seed.iso" not in live
+
+
 def test_absent_four_ways_keeps_base(lab, run_module):
     created = run_module(main, vm_args(lab, state="running"))
     results = four_ways(run_module, {"name": "vm1", "uri": URI, "state": "absent"})
