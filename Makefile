@@ -44,7 +44,7 @@ test-unit: deps
 
 test-forgejo: deps
 	tests/lab/forge up
-	$(PYTEST) tests/integration/forgejo
+	$(PYTEST) tests/integration/forgejo; rc=$$?; cat tests/output/forgejo-summary.txt; exit $$rc
 
 test-libvirt: deps
 	tests/lab/libvirt up
