@@ -22,6 +22,8 @@ attributes:
   diff_mode:
     support: N/A
     details: The module changes nothing.
+  platform:
+    platforms: posix
   idempotent:
     description: Whether a second run with the same arguments reports no change.
     support: full

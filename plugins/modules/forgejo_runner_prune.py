@@ -28,6 +28,8 @@ attributes:
   diff_mode:
     support: full
     details: The diff lists the runners of the scope (id, name, status) before and after.
+  platform:
+    platforms: posix
   idempotent:
     description: Whether a second run with the same arguments reports no change.
     support: full

@@ -29,6 +29,8 @@ attributes:
   diff_mode:
     support: full
     details: With O(runner_name), the diff shows the runner names of the scope before and after. Tokens never appear.
+  platform:
+    platforms: posix
   idempotent:
     description: Whether a second run with the same arguments reports no change.
     support: full

@@ -21,8 +21,8 @@ def lab_env(command: list[str]) -> dict[str, str]:
     env = {}
     for line in out.splitlines():
         if line.startswith("export "):
-            for name, _, value in [line.removeprefix("export ").partition("=")]:
-                env[name] = shlex.split(value)[0] if value else ""
+            name, value = line.removeprefix("export ").split("=", 1)
+            env[name] = shlex.split(value)[0] if value else ""
     return env
 
 
