@@ -100,9 +100,12 @@ class FakeForgejo:
                     return self._reply(
                         403, {"message": "token does not have at least one of required scope(s): [write:admin]"}
                     )
-                major = int(re.match(r"\d+", fake.version).group())
-                if rest == "/registration-token" and method == "GET":
-                    return self._reply(200, {"token": REGISTRATION_TOKEN})
+                major = 99 if fake.version.startswith("1.") else int(re.match(r"\d+", fake.version).group())
+                if rest == "/registration-token":
+                    gitea = fake.version.startswith("1.")
+                    if method == ("POST" if gitea else "GET") and (not gitea or "/actions/" in path):
+                        return self._reply(200, {"token": REGISTRATION_TOKEN})
+                    return self._reply(404, {"message": "404 page not found"})
                 if major < 15:
                     return self._reply(404, {"message": "not found"})
                 return self._runners(method, scope, rest, parse_qs(url.query))

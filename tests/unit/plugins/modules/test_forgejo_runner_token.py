@@ -12,7 +12,7 @@ from ansible_collections.foundation.runners.plugins.modules.forgejo_runner_token
     [{}, {"scope": "org", "org": "fleet"}, {"scope": "user"}, {"scope": "repo", "repo": "fleet/ci"}],
     ids=["instance", "org", "user", "repo"],
 )
-@pytest.mark.parametrize("version", ["15.0.3+gitea-1.22.0", "11.0.15+gitea-1.22.0"])
+@pytest.mark.parametrize("version", ["15.0.3+gitea-1.22.0", "11.0.15+gitea-1.22.0", "1.27.3"])
 def test_registration_token_four_ways(forge, run_module, scope_args, version):
     forge.version = version
     args = build_args(forge, {}, scope_args)
