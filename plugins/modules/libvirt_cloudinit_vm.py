@@ -42,6 +42,8 @@ attributes:
     support: full
     details:
       - The whole persistent domain XML before and after, with headers, and the power state when it changes.
+  platform:
+    platforms: posix
   idempotent:
     description: Whether a second run with the same arguments reports no change.
     support: full

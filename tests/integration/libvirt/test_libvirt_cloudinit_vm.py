@@ -41,7 +41,7 @@ def lab(tmp_path_factory):
     env = {}
     for line in sh([str(LAB), "env"]).stdout.splitlines():
         if line.startswith("export "):
-            key, _, value = line[len("export ") :].partition("=")
+            key, _unused1, value = line[len("export ") :].partition("=")
             env[key] = value
     tmp = tmp_path_factory.mktemp("libvirt")
     sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "itest", "-f", str(tmp / "id")])
@@ -180,7 +180,7 @@ def ping(env) -> bool:
 
 def test_01_create_four_ways_and_guest_works(lab):
     base_before = our_volumes(lab)
-    check, created, _, _ = four_ways(lab, vm_args(lab))
+    check, created, _unused1, _unused2 = four_ways(lab, vm_args(lab))
     assert check["uuid"] is None and created["uuid"] and created["state"] == "running"
     vols = created["volumes"]
     assert our_volumes(lab) - base_before <= {vols["base"], f"{NAME}.qcow2", f"{NAME}-seed.iso"}
@@ -298,7 +298,7 @@ def test_03_memory_drift_then_restart_on_change(lab):
 def test_04_seed_absent_guest_keeps_working(lab):
     assert "sr0" in ssh(lab, "lsblk -dn -o NAME").stdout
     args = {"name": NAME, "uri": lab["LIBVIRT_URI"], "state": "running", "seed": "absent"}
-    check, applied, _, _ = four_ways(lab, args)
+    check, applied, _unused1, _unused2 = four_ways(lab, args)
     assert check["actions"] == [f"detach seed cdrom {NAME}-seed.iso", f"delete seed volume {NAME}-seed.iso"]
     assert applied["volumes"]["seed"] is None
     assert f"{NAME}-seed.iso" not in our_volumes(lab)
@@ -339,7 +339,7 @@ def test_07_absent_removes_everything_but_base(lab):
     xml = virsh(lab, "dumpxml", NAME)
     base = [v for v in our_volumes(lab) if v.startswith("base-sha256-")]
     args = {"name": NAME, "uri": lab["LIBVIRT_URI"], "state": "absent"}
-    check, _, _, _ = four_ways(lab, args)
+    check, _unused1, _unused2, _unused3 = four_ways(lab, args)
     assert check["diff"]["after"] == "" and NAME in check["diff"]["before"]
     assert NAME not in our_domains(lab)
     assert our_volumes(lab) == set(base) and base

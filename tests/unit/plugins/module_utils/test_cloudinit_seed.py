@@ -51,13 +51,13 @@ def test_seed_iso_contents_read_back():
 
 
 def test_seed_is_deterministic_across_time_zones(monkeypatch):
-    first, _ = seed.build_seed("vm1", {"a": 1}, {"x": "y"}, None)
+    first, _unused1 = seed.build_seed("vm1", {"a": 1}, {"x": "y"}, None)
     monkeypatch.setenv("TZ", "Pacific/Kiritimati")
     import time
 
     time.tzset()
     try:
-        second, _ = seed.build_seed("vm1", {"a": 1}, {"x": "y"}, None)
+        second, _unused1 = seed.build_seed("vm1", {"a": 1}, {"x": "y"}, None)
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
@@ -67,7 +67,7 @@ def test_seed_is_deterministic_across_time_zones(monkeypatch):
 
 def test_seed_without_network_config_and_instance_id_override():
     data, md = seed.build_seed("vm2", None, {"instance-id": "from-meta"}, None, "given", keep_instance=False)
-    _, files = read_iso(data)
+    _unused1, files = read_iso(data)
     assert "network-config" not in files and "vendor-data" not in files
     assert files["user-data"] == b"#cloud-config\n"
     assert md["instance-id"] == "given"

@@ -163,7 +163,7 @@ def test_memory_drift_four_ways_running(lab, run_module):
 def test_restart_on_change_applies_now(lab, run_module):
     run_module(main, vm_args(lab, state="running"))
     args = vm_args(lab, state="running", vcpus=3, restart_on_change=True)
-    check, applied, _, _ = four_ways(run_module, args)
+    check, applied, _unused1, _unused2 = four_ways(run_module, args)
     assert check["restart_required"] is False and "restart domain vm1 to apply vcpus" in check["actions"]
     assert applied["restart_required"] is False and applied["pending"] == []
     assert lv.domain_fields(lab.xml("vm1", 0))["vcpus"] == 3
@@ -214,7 +214,7 @@ def test_stop_timeout_without_force_fails(lab, run_module, monkeypatch):
 def test_seed_absent_four_ways_stopped(lab, run_module):
     run_module(main, vm_args(lab, state="stopped"))
     args = {"name": "vm1", "uri": URI, "state": "stopped", "seed": "absent"}
-    check, applied, _, _ = four_ways(run_module, args)
+    check, applied, _unused1, _unused2 = four_ways(run_module, args)
     assert "delete seed volume vm1-seed.iso" in check["actions"]
     assert "vm1-seed.iso" in check["diff"]["before"] and "vm1-seed.iso" not in check["diff"]["after"]
     assert "vm1-seed.iso" not in lab.volumes() and lv.find_cdrom(lab.xml("vm1"), "vm1-seed.iso") is None
@@ -232,7 +232,7 @@ def test_seed_content_change_rewrites_seed(lab, run_module):
     run_module(main, vm_args(lab))
     other = {"runcmd": [["echo", "other"]]}
     four_ways(run_module, vm_args(lab, user_data=other), first_changed=False)  # seed omitted: left alone
-    check, _, _, _ = four_ways(run_module, vm_args(lab, user_data=other, seed="present"))
+    check, _unused1, _unused2, _unused3 = four_ways(run_module, vm_args(lab, user_data=other, seed="present"))
     assert check["actions"] == ["rewrite seed vm1-seed.iso (content changed)"]
     assert "diff" not in check  # the domain XML does not change; the seed content is never shown
 
@@ -270,7 +270,7 @@ def test_grow_disk(lab, run_module, monkeypatch):
 
     monkeypatch.setattr(libvirt.virStorageVol, "info", fake_info)
     monkeypatch.setattr(libvirt.virStorageVol, "resize", lambda vol, size, flags: grown.__setitem__(vol.name(), size))
-    check, _, _, _ = four_ways(run_module, vm_args(lab, disk_size="1GiB"))
+    check, _unused1, _unused2, _unused3 = four_ways(run_module, vm_args(lab, disk_size="1GiB"))
     assert check["changes"] == ["disk_size"]
     assert grown == {"vm1.qcow2": 1024**3}
     res = run_module(main, vm_args(lab, disk_size="128MiB"))
@@ -353,7 +353,7 @@ BAD_INPUT = [
 
 @pytest.mark.parametrize("case", BAD_INPUT, ids=[c[0] for c in BAD_INPUT])
 def test_bad_input_leaves_nothing(lab, run_module, tmp_path, case):
-    _, override, message = case
+    _unused1, override, message = case
     override = dict(override)
     leftover = override.pop("_leftover", None)
     if override.get("base_image") == "CORRUPT":
