@@ -16,6 +16,8 @@ APT_PACKAGES=(
   iproute2 iptables bridge-utils netcat-openbsd openssh-client iputils-ping
   # forge lab
   sqlite3 git curl jq
+  # lint of the lab scripts
+  shellcheck
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
