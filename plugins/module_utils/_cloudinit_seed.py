@@ -121,7 +121,12 @@ def static_network_config(
     eth: dict[str, Any] = {
         "match": {"macaddress": mac.lower()},
         "addresses": [str(iface)],
+        "dhcp4": False,
+        "dhcp6": False,
     }
+    if iface.version == 4:
+        # No router advertisements on a static IPv4 NIC: networkd-wait-online would wait for one.
+        eth["accept-ra"] = False
     if gateway:
         try:
             gw = ipaddress.ip_address(gateway)

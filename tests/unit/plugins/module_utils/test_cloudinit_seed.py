@@ -43,6 +43,7 @@ def test_seed_iso_contents_read_back():
     assert yaml.safe_load(files["meta-data"]) == {"instance-id": "iid-vm1", "local-hostname": "vm1"} == md
     netcfg = yaml.safe_load(files["network-config"])
     eth = netcfg["ethernets"]["eth0"]
+    assert eth["accept-ra"] is False and eth["dhcp4"] is False
     assert netcfg["version"] == 2
     assert eth["match"] == {"macaddress": "52:54:00:aa:bb:cc"} and "set-name" not in eth
     assert eth["addresses"] == ["198.51.100.20/24"]
@@ -107,3 +108,4 @@ def test_static_network_config_rejects(kwargs, message):
 def test_ipv6_static_config():
     cfg = seed.static_network_config("52:54:00:00:00:01", "2001:db8::5/64", "2001:db8::1")
     assert cfg["ethernets"]["eth0"]["routes"] == [{"to": "::/0", "via": "2001:db8::1"}]
+    assert "accept-ra" not in cfg["ethernets"]["eth0"]
