@@ -34,6 +34,7 @@ test-lint: deps
 	yamllint -s .
 	ruff check .
 	ruff format --check .
+	git ls-files -z | xargs -0 grep -lZ '^#!/usr/bin/env bash' | xargs -0 shellcheck
 	ansible-lint
 
 test-sanity: deps
