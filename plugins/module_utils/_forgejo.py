@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from urllib.error import HTTPError, URLError
 from urllib.parse import quote, urlencode
 
-from ansible.module_utils.basic import env_fallback
+from ansible.module_utils.basic import AnsibleModule, env_fallback
 from ansible.module_utils.urls import open_url
 
 PAGE_LIMIT = 50
@@ -39,6 +39,15 @@ SCOPE_ARGS: dict[str, dict[str, t.Any]] = {
     "repo": {"type": "str"},
 }
 SCOPE_REQUIRED_IF = [("scope", "org", ["org"]), ("scope", "repo", ["repo"])]
+
+
+def forgejo_module(options: dict[str, dict[str, t.Any]]) -> AnsibleModule:
+    """An AnsibleModule taking the connection and scope options plus the module's own."""
+    return AnsibleModule(
+        argument_spec={**CONNECTION_ARGS, **SCOPE_ARGS, **options},
+        required_if=SCOPE_REQUIRED_IF,
+        supports_check_mode=True,
+    )
 
 
 class ForgejoError(Exception):

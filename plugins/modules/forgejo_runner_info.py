@@ -16,16 +16,14 @@ extends_documentation_fragment:
   - foundation.runners.forgejo
   - foundation.runners.forgejo.SCOPE
   - ansible.builtin.action_common_attributes
+  - foundation.runners.attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: N/A
     details: The module changes nothing.
-  platform:
-    platforms: posix
   idempotent:
-    description: Whether a second run with the same arguments reports no change.
     support: full
 options:
   names:
@@ -86,26 +84,21 @@ server_version:
   sample: 15.0.3+gitea-1.22.0
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.foundation.runners.plugins.module_utils._forgejo import (
-    CONNECTION_ARGS,
-    SCOPE_ARGS,
-    SCOPE_REQUIRED_IF,
+    forgejo_module,
     run,
     select_runners,
 )
 
 
 def main() -> None:
-    argument_spec = {
-        **CONNECTION_ARGS,
-        **SCOPE_ARGS,
-        "names": {"type": "list", "elements": "str", "default": []},
-        "labels": {"type": "list", "elements": "str", "default": []},
-        "status": {"type": "list", "elements": "str", "default": [], "choices": ["offline", "idle", "active"]},
-    }
-    module = AnsibleModule(argument_spec=argument_spec, required_if=SCOPE_REQUIRED_IF, supports_check_mode=True)
+    module = forgejo_module(
+        {
+            "names": {"type": "list", "elements": "str", "default": []},
+            "labels": {"type": "list", "elements": "str", "default": []},
+            "status": {"type": "list", "elements": "str", "default": [], "choices": ["offline", "idle", "active"]},
+        }
+    )
     params = module.params
 
     def action(client, scope):

@@ -21,6 +21,7 @@ extends_documentation_fragment:
   - foundation.runners.forgejo
   - foundation.runners.forgejo.SCOPE
   - ansible.builtin.action_common_attributes
+  - foundation.runners.attributes
 attributes:
   check_mode:
     support: full
@@ -28,10 +29,7 @@ attributes:
   diff_mode:
     support: full
     details: The diff lists the runners of the scope (id, name, status) before and after.
-  platform:
-    platforms: posix
   idempotent:
-    description: Whether a second run with the same arguments reports no change.
     support: full
 options:
   status:
@@ -105,12 +103,8 @@ server_version:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.foundation.runners.plugins.module_utils._forgejo import (
-    CONNECTION_ARGS,
-    SCOPE_ARGS,
-    SCOPE_REQUIRED_IF,
+    forgejo_module,
     run,
     select_runners,
 )
@@ -119,16 +113,15 @@ CRON_HINT = "Older servers prune with Forgejo's cron task: [cron.cleanup_offline
 
 
 def main() -> None:
-    argument_spec = {
-        **CONNECTION_ARGS,
-        **SCOPE_ARGS,
-        "status": {"type": "list", "elements": "str", "default": ["offline"]},
-        "names": {"type": "list", "elements": "str", "default": []},
-        "labels": {"type": "list", "elements": "str", "default": []},
-        "keep": {"type": "list", "elements": "str", "default": []},
-        "max_deletions": {"type": "int", "default": 10},
-    }
-    module = AnsibleModule(argument_spec=argument_spec, required_if=SCOPE_REQUIRED_IF, supports_check_mode=True)
+    module = forgejo_module(
+        {
+            "status": {"type": "list", "elements": "str", "default": ["offline"]},
+            "names": {"type": "list", "elements": "str", "default": []},
+            "labels": {"type": "list", "elements": "str", "default": []},
+            "keep": {"type": "list", "elements": "str", "default": []},
+            "max_deletions": {"type": "int", "default": 10},
+        }
+    )
     params = module.params
     if set(params["status"]) != {"offline"}:
         module.fail_json(

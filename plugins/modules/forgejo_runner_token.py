@@ -20,6 +20,7 @@ extends_documentation_fragment:
   - foundation.runners.forgejo
   - foundation.runners.forgejo.SCOPE
   - ansible.builtin.action_common_attributes
+  - foundation.runners.attributes
 attributes:
   check_mode:
     support: full
@@ -29,10 +30,7 @@ attributes:
   diff_mode:
     support: full
     details: With O(runner_name), the diff shows the runner names of the scope before and after. Tokens never appear.
-  platform:
-    platforms: posix
   idempotent:
-    description: Whether a second run with the same arguments reports no change.
     support: full
 options:
   runner_name:
@@ -97,25 +95,20 @@ server_version:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.foundation.runners.plugins.module_utils._forgejo import (
-    CONNECTION_ARGS,
-    SCOPE_ARGS,
-    SCOPE_REQUIRED_IF,
+    forgejo_module,
     run,
 )
 
 
 def main() -> None:
-    argument_spec = {
-        **CONNECTION_ARGS,
-        **SCOPE_ARGS,
-        "runner_name": {"type": "str"},
-        "description": {"type": "str", "default": ""},
-        "ephemeral": {"type": "bool", "default": False},
-    }
-    module = AnsibleModule(argument_spec=argument_spec, required_if=SCOPE_REQUIRED_IF, supports_check_mode=True)
+    module = forgejo_module(
+        {
+            "runner_name": {"type": "str"},
+            "description": {"type": "str", "default": ""},
+            "ephemeral": {"type": "bool", "default": False},
+        }
+    )
     params = module.params
     if not params["runner_name"] and (params["description"] or params["ephemeral"]):
         module.fail_json(msg="description and ephemeral apply only to a registration: set runner_name as well")

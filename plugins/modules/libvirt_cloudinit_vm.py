@@ -32,6 +32,7 @@ author:
 extends_documentation_fragment:
   - foundation.runners.libvirt
   - ansible.builtin.action_common_attributes
+  - foundation.runners.attributes
 attributes:
   check_mode:
     support: full
@@ -42,10 +43,7 @@ attributes:
     support: full
     details:
       - The whole persistent domain XML before and after, with headers, and the power state when it changes.
-  platform:
-    platforms: posix
   idempotent:
-    description: Whether a second run with the same arguments reports no change.
     support: full
 options:
   name:
