@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,8 @@ def runner_names(forge, ansible, **filters):
 def test_runner_lifecycle(forge, ansible, runners):
     """Mint a token, register two runners, stop one, see it offline, prune it; the other is never touched."""
     minted = ansible("forgejo_runner_token", forge.args("write_admin"))
-    doomed, survivor = f"lc-{forge.flavour}-doomed", f"lc-{forge.flavour}-survivor"
+    run = f"lc-{forge.flavour}-{secrets.token_hex(3)}"  # earlier runs leave registrations of their own
+    doomed, survivor = f"{run}-doomed", f"{run}-survivor"
     runners.start(doomed, forge.flavour, minted["token"], labels="lifecycle")
     runners.start(survivor, forge.flavour, minted["token"], labels="lifecycle")
     if not forge.has_runner_api:
@@ -50,7 +52,7 @@ def test_runner_lifecycle(forge, ansible, runners):
         pytest.skip(f"{forge.version} registers runners with the minted token but has no runners API to go further")
 
     def both_idle():
-        seen = runner_names(forge, ansible, names=["lc-*"])
+        seen = runner_names(forge, ansible, names=[f"{run}-*"])
         return {doomed, survivor} <= set(seen) and {seen[doomed]["status"], seen[survivor]["status"]} == {"idle"}
 
     wait_for(both_idle, 60, what="both runners idle")
@@ -60,7 +62,7 @@ def test_runner_lifecycle(forge, ansible, runners):
         lambda: runner_names(forge, ansible)[doomed]["status"] == "offline", OFFLINE_WAIT, what=f"{doomed} offline"
     )
 
-    prune = forge.args("write_admin", names=["lc-*"], labels=["lifecycle"])
+    prune = forge.args("write_admin", names=[f"{run}-*"], labels=["lifecycle"])
     result = ansible("forgejo_runner_prune", prune, check=True, diff=True)
     assert result["changed"] and [r["name"] for r in result["pruned"]] == [doomed]
     assert doomed in runner_names(forge, ansible), "check mode deleted a runner"
@@ -73,7 +75,7 @@ def test_runner_lifecycle(forge, ansible, runners):
         result = ansible("forgejo_runner_prune", prune, check=check)
         assert not result["changed"] and result["pruned"] == []
 
-    remaining = runner_names(forge, ansible, names=["lc-*"])
+    remaining = runner_names(forge, ansible, names=[f"{run}-*"])
     assert doomed not in remaining and remaining[survivor]["status"] == "idle"
 
 
