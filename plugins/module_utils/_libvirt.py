@@ -235,13 +235,20 @@ def lookup_pool(conn: Any, name: str) -> Any:
     return pool
 
 
-def lookup_volume(pool: Any, name: str) -> Any | None:
+def lookup_or_none(lookup: Any, name: str, missing: int, what: str) -> Any | None:
+    """lookup(name), or None when libvirt answers with the error code that means "no such object"."""
     try:
-        return pool.storageVolLookupByName(name)
+        return lookup(name)
     except libvirt.libvirtError as exc:
-        if err_code(exc) == libvirt.VIR_ERR_NO_STORAGE_VOL:
+        if err_code(exc) == missing:
             return None
-        raise LibvirtVmError(f"cannot look up volume {name!r} in pool {pool.name()!r}: {err(exc)}") from exc
+        raise LibvirtVmError(f"cannot look up {what}: {err(exc)}") from exc
+
+
+def lookup_volume(pool: Any, name: str) -> Any | None:
+    return lookup_or_none(
+        pool.storageVolLookupByName, name, libvirt.VIR_ERR_NO_STORAGE_VOL, f"volume {name!r} in pool {pool.name()!r}"
+    )
 
 
 def volume_format(vol: Any) -> str:
@@ -414,12 +421,7 @@ class DomainSpec:
 
 
 def lookup_domain(conn: Any, name: str) -> Any | None:
-    try:
-        return conn.lookupByName(name)
-    except libvirt.libvirtError as exc:
-        if err_code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
-            return None
-        raise LibvirtVmError(f"cannot look up domain {name!r} on {conn.getURI()}: {err(exc)}") from exc
+    return lookup_or_none(conn.lookupByName, name, libvirt.VIR_ERR_NO_DOMAIN, f"domain {name!r} on {conn.getURI()}")
 
 
 def read_metadata(dom: Any) -> dict[str, str] | None:
