@@ -56,4 +56,4 @@ test-molecule: deps
 
 bench: deps
 	tests/lab/libvirt up
-	tests/bench/vm_provisioning
+	.venv/bin/python tests/bench/vm_provisioning.py

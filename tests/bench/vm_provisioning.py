@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Time to a usable runner VM: the libvirt_cloudinit_vm module against virt-install --import --cloud-init.
 
-Run as root:  tests/bench/vm_provisioning [--runs N] [--overlay-reps M]   (or `make bench`)
+Run as root:  .venv/bin/python tests/bench/vm_provisioning.py [--runs N] [--overlay-reps M]   (or `make bench`)
 
 1. Boot: for each run, one guest through `ansible localhost -m foundation.runners.libvirt_cloudinit_vm`
    (state running) and one through `virt-install --import --cloud-init`, in alternating order, on the lab's
