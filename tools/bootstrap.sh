@@ -13,7 +13,7 @@ APT_PACKAGES=(
   # guest image, seeds, systemd containers
   mmdebstrap e2fsprogs fdisk extlinux syslinux-common xorriso systemd-container
   # networking lab
-  iproute2 iptables bridge-utils netcat-openbsd openssh-client iputils-ping
+  iproute2 iptables bridge-utils netcat-openbsd openssh-client openssh-server iputils-ping
   # forge lab
   sqlite3 git curl jq
   # lint of the lab scripts
