@@ -54,7 +54,7 @@ def virsh(uri: str, *args: str, check: bool = True) -> str:
     return sh(["virsh", "-q", "-c", uri, *args], check=check).stdout
 
 
-def run(args: dict, check: bool = False, diff: bool = False) -> dict:
+def run(args: dict, check: bool = False, diff: bool = False, extra_env: dict | None = None) -> dict:
     """Run the module once through `ansible localhost -m`; returns the task result."""
     cmd = [str(VENV / "ansible"), "localhost", "-i", "localhost,", "-c", "local"]
     cmd += ["-e", f"ansible_python_interpreter={VENV / 'python'}", "-m", MODULE, "-a", json.dumps(args)]
@@ -65,6 +65,7 @@ def run(args: dict, check: bool = False, diff: bool = False) -> dict:
         "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".ansible" / "collections"),
         "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
         "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+        **(extra_env or {}),
     }
     proc = subprocess.run(cmd, capture_output=True, text=True, env=proc_env, check=False)
     try:
@@ -288,24 +289,27 @@ def test_https_self_signed_refused_by_default(https_vm, https_image):
     assert_nothing_made(env)
 
 
-def test_https_import_with_validate_certs_false(https_vm, https_image):
+def test_https_import_trusting_the_certificate(https_vm, https_image):
+    """validate_certs stays on; the module has no CA option, but Python's SSL_CERT_FILE makes the cert trusted."""
     env = https_vm
-    args = https_args(env, https_image, validate_certs=False)
-    checked = run(args, check=True)
+    args = https_args(env, https_image)
+    trust = {"SSL_CERT_FILE": https_image["cert"]}
+    checked = run(args, check=True, extra_env=trust)
     assert not checked.get("failed"), checked.get("msg")
     assert checked["changed"]
     assert_nothing_made(env)
-    done = run(args)
+    done = run(args, extra_env=trust)
     assert not done.get("failed"), done.get("msg")
     assert done["changed"] and done["volumes"]["base"] == HTTPS_BASE
     assert any(a.startswith(f"import base volume {HTTPS_BASE}") for a in done["actions"]), done["actions"]
     base_path = virsh(env["LIBVIRT_URI"], "vol-path", HTTPS_BASE, "--pool", env["LAB_POOL"]).strip()
     assert hashlib.sha256(Path(base_path).read_bytes()).hexdigest() == https_image["sha256"]
-    again = run(args)
+    again = run(args, extra_env=trust)
     assert not again.get("failed") and not again["changed"], again.get("actions")
 
 
 def test_https_wrong_checksum_fails_and_leaves_nothing(https_vm, https_image):
+    """validate_certs=false accepts the self-signed cert: the whole image arrives, then its digest is refused."""
     env = https_vm
     wrong = hashlib.sha256(b"not the image").hexdigest()
     result = run(https_args(env, https_image, validate_certs=False, base_checksum=f"sha256:{wrong}"))
