@@ -17,7 +17,8 @@ deps:
 lab: deps
 	tests/lab/forge up
 	tests/lab/libvirt up
-	ansible-playbook -i inventory/lab playbooks/site.yml
+	eval "$$(tests/lab/forge env)" && eval "$$(tests/lab/libvirt env)" && \
+	  ansible-playbook -i inventory/lab playbooks/site.yml
 
 ## Stop everything the lab started; keeps the build cache.
 lab-down:
