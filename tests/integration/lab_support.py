@@ -39,12 +39,15 @@ class Ansible:
             "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
         }
 
-    def __call__(self, module: str, args: dict, check: bool = False, diff: bool = False) -> dict:
+    def __call__(
+        self, module: str, args: dict, check: bool = False, diff: bool = False, extra_env: dict | None = None
+    ) -> dict:
         command = [str(ROOT / ".venv" / "bin" / "ansible"), "localhost", "-c", "local", "-i", "localhost,"]
         command += ["-m", f"foundation.runners.{module}", "-a", json.dumps(args)]
         command += ["--check"] if check else []
         command += ["--diff"] if diff else []
-        proc = subprocess.run(command, capture_output=True, text=True, env=self.env, check=False)
+        env = {**self.env, **(extra_env or {})}
+        proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
         try:
             data = json.loads(proc.stdout)
             return data["plays"][0]["tasks"][0]["hosts"]["localhost"]

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from lab_support import lab_env
+from libvirt_lab import LAB_LIBVIRT, domains, pool_volumes, run, sh, virsh
 
-REPO = Path(__file__).resolve().parents[3]
-LAB = REPO / "tests" / "lab" / "libvirt"
-VENV = REPO / ".venv" / "bin"
-MODULE = "foundation.runners.libvirt_cloudinit_vm"
 NAME = "itest01"
 IP = "198.51.100.41"
 PREFIX = "itest"
@@ -29,20 +26,10 @@ SECRET = "itest-s3cr3t-0b6f9c"
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 
 
-def sh(cmd: list[str], check: bool = True, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, check=check, capture_output=True, text=True, **kw)
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    if not LAB.exists():
-        pytest.skip("tests/lab/libvirt is not there yet")
-    sh([str(LAB), "up"])
-    env = {}
-    for line in sh([str(LAB), "env"]).stdout.splitlines():
-        if line.startswith("export "):
-            key, _unused1, value = line[len("export ") :].partition("=")
-            env[key] = value
+    sh([str(LAB_LIBVIRT), "up"])
+    env = lab_env([str(LAB_LIBVIRT), "env"])
     tmp = tmp_path_factory.mktemp("libvirt")
     sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "itest", "-f", str(tmp / "id")])
     env["KEY"] = str(tmp / "id")
@@ -53,65 +40,23 @@ def lab(tmp_path_factory):
     cleanup(env)
 
 
-def virsh(env, *args, check=True) -> str:
-    return sh(["virsh", "-q", "-c", env["LIBVIRT_URI"], *args], check=check).stdout
-
-
 def cleanup(env) -> None:
-    for dom in virsh(env, "list", "--all", "--name").split():
+    for dom in virsh(env["LIBVIRT_URI"], "list", "--all", "--name").split():
         if dom.startswith(PREFIX):
-            run(env, {"name": dom, "state": "absent", "uri": env["LIBVIRT_URI"]})
-            virsh(env, "destroy", dom, check=False)
-            virsh(env, "undefine", dom, check=False)
+            run({"name": dom, "state": "absent", "uri": env["LIBVIRT_URI"]})
+            virsh(env["LIBVIRT_URI"], "destroy", dom, check=False)
+            virsh(env["LIBVIRT_URI"], "undefine", dom, check=False)
     for vol in our_volumes(env):
         if vol.startswith(PREFIX):
-            virsh(env, "vol-delete", vol, "--pool", env["LAB_POOL"], check=False)
+            virsh(env["LIBVIRT_URI"], "vol-delete", vol, "--pool", env["LAB_POOL"], check=False)
 
 
 def our_volumes(env) -> set[str]:
-    virsh(env, "pool-refresh", env["LAB_POOL"], check=False)
-    names = {line.split()[0] for line in virsh(env, "vol-list", env["LAB_POOL"]).splitlines() if line.strip()}
-    return {n for n in names if n.startswith((PREFIX, "base-sha256-"))}
+    return pool_volumes(env["LIBVIRT_URI"], env["LAB_POOL"], (PREFIX, "base-sha256-"))
 
 
 def our_domains(env) -> set[str]:
-    return {d for d in virsh(env, "list", "--all", "--name").split() if d.startswith(PREFIX)}
-
-
-def run(env, args, check=False, diff=False, extra_env=None) -> dict:
-    """Run the module once through `ansible localhost -m`; returns the task result."""
-    cmd = [
-        str(VENV / "ansible"),
-        "localhost",
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        "-e",
-        f"ansible_python_interpreter={VENV / 'python'}",
-        "-m",
-        MODULE,
-        "-a",
-        json.dumps(args),
-    ]
-    if check:
-        cmd.append("--check")
-    if diff:
-        cmd.append("--diff")
-    proc_env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".ansible" / "collections"),
-        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-        "ANSIBLE_HOST_KEY_CHECKING": "False",
-        **(extra_env or {}),
-    }
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=proc_env, check=False)
-    try:
-        out = json.loads(proc.stdout)
-        return out["plays"][0]["tasks"][0]["hosts"]["localhost"]
-    except (ValueError, KeyError, IndexError) as exc:
-        raise AssertionError(f"ansible gave no result: {shlex.join(cmd)}\n{proc.stdout}\n{proc.stderr}") from exc
+    return domains(env["LIBVIRT_URI"], PREFIX)
 
 
 def vm_args(env, **kw) -> dict:
@@ -145,7 +90,7 @@ def vm_args(env, **kw) -> dict:
 
 
 def four_ways(env, args, changed=True) -> list[dict]:
-    results = [run(env, args, check=c, diff=True) for c in (True, False, False, True)]
+    results = [run(args, check=c, diff=True) for c in (True, False, False, True)]
     for r in results:
         assert not r.get("failed"), r.get("msg")
     assert [r["changed"] for r in results] == [changed, changed, False, False], [r["actions"] for r in results]

@@ -12,7 +12,6 @@ import hashlib
 import http.server
 import json
 import os
-import shlex
 import ssl
 import subprocess
 import threading
@@ -21,12 +20,9 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+from lab_support import lab_env
+from libvirt_lab import LAB_LIBVIRT, LAB_SSHD, domains, pool_volumes, run, sh, virsh
 
-REPO = Path(__file__).resolve().parents[3]
-LAB_LIBVIRT = REPO / "tests" / "lab" / "libvirt"
-LAB_SSHD = REPO / "tests" / "lab" / "sshd"
-VENV = REPO / ".venv" / "bin"
-MODULE = "foundation.runners.libvirt_cloudinit_vm"
 HOST = "crunchy01"
 PREFIX = "remote-"
 REMOTE_VM = "remote-vm01"
@@ -37,58 +33,18 @@ HTTPS_BASE = "remote-https-base"
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 
 
-def sh(cmd: list[str], check: bool = True, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, check=check, capture_output=True, text=True, **kw)
-
-
-def exports(cmd: list[str]) -> dict[str, str]:
-    env = {}
-    for line in sh(cmd).stdout.splitlines():
-        if line.startswith("export "):
-            key, _sep, value = line[len("export ") :].partition("=")
-            env[key] = shlex.split(value)[0] if value else ""
-    return env
-
-
-def virsh(uri: str, *args: str, check: bool = True) -> str:
-    return sh(["virsh", "-q", "-c", uri, *args], check=check).stdout
-
-
-def run(args: dict, check: bool = False, diff: bool = False, extra_env: dict | None = None) -> dict:
-    """Run the module once through `ansible localhost -m`; returns the task result."""
-    cmd = [str(VENV / "ansible"), "localhost", "-i", "localhost,", "-c", "local"]
-    cmd += ["-e", f"ansible_python_interpreter={VENV / 'python'}", "-m", MODULE, "-a", json.dumps(args)]
-    cmd += ["--check"] if check else []
-    cmd += ["--diff"] if diff else []
-    proc_env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".ansible" / "collections"),
-        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-        **(extra_env or {}),
-    }
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=proc_env, check=False)
-    try:
-        return json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
-    except (ValueError, KeyError, IndexError) as exc:
-        raise AssertionError(f"ansible gave no result: {shlex.join(cmd)}\n{proc.stdout}\n{proc.stderr}") from exc
-
-
 def volumes(env) -> set[str]:
     """Names of the remote-* volumes in the lab pool."""
-    virsh(env["LIBVIRT_URI"], "pool-refresh", env["LAB_POOL"], check=False)
-    listing = virsh(env["LIBVIRT_URI"], "vol-list", env["LAB_POOL"])
-    names = {line.split()[0] for line in listing.splitlines() if line.strip()}
-    return {name for name in names if name.startswith(PREFIX)}
+    return pool_volumes(env["LIBVIRT_URI"], env["LAB_POOL"], (PREFIX,))
 
 
-def domains(env) -> set[str]:
-    return {d for d in virsh(env["LIBVIRT_URI"], "list", "--all", "--name").split() if d.startswith(PREFIX)}
+def our_domains(env) -> set[str]:
+    return domains(env["LIBVIRT_URI"], PREFIX)
 
 
 def remove_domain(env, name: str) -> None:
     """The module's own absent first, then virsh, so a half-made domain goes too (volumes are left)."""
-    if name in domains(env):
+    if name in our_domains(env):
         run({"name": name, "state": "absent", "uri": env["LIBVIRT_URI"]})
         virsh(env["LIBVIRT_URI"], "destroy", name, check=False)
         virsh(env["LIBVIRT_URI"], "undefine", name, check=False)
@@ -111,8 +67,8 @@ def lab():
         pytest.skip("tests/lab/libvirt or tests/lab/sshd is not there")
     sh([str(LAB_LIBVIRT), "up", HOST])
     sh([str(LAB_SSHD), "up", HOST])
-    env = exports([str(LAB_LIBVIRT), "env", HOST])
-    env.update(exports([str(LAB_SSHD), "env", HOST]))
+    env = lab_env([str(LAB_LIBVIRT), "env", HOST])
+    env.update(lab_env([str(LAB_SSHD), "env", HOST]))
     return env
 
 
@@ -274,7 +230,7 @@ def https_args(env, image, **kw) -> dict:
 
 
 def assert_nothing_made(env) -> None:
-    assert HTTPS_VM not in domains(env)
+    assert HTTPS_VM not in our_domains(env)
     assert not (volumes(env) & set(our_objects(env, HTTPS_VM, HTTPS_BASE)[1:])), volumes(env)
 
 
