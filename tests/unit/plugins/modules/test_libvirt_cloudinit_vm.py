@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import hashlib
+import http.server
+import ssl
 import subprocess
+import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
@@ -8,6 +12,7 @@ import libvirt
 import pytest
 
 from ansible_collections.foundation.runners.plugins.module_utils import _libvirt as lv
+from ansible_collections.foundation.runners.plugins.modules import libvirt_cloudinit_vm
 from ansible_collections.foundation.runners.plugins.modules.libvirt_cloudinit_vm import main
 
 URI = "test:///default"
@@ -370,3 +375,132 @@ def test_bad_input_leaves_nothing(lab, run_module, tmp_path, case):
         assert message in res["msg"], res["msg"]
         assert SECRET not in res["msg"]
         assert (lab.domains(), lab.volumes(), lab.xml("test")) == before
+
+
+# ---------------------------------------------------------------- https base image (check mode, ca_path)
+
+
+@dataclass
+class HttpsImage:
+    url: str
+    sha256: str
+    cert: str
+    requests: list[str]
+
+
+@pytest.fixture
+def https_image(lab, tmp_path, monkeypatch):
+    """The lab image served over TLS on loopback with a self-signed certificate for 127.0.0.1."""
+    for var in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE"):
+        monkeypatch.delenv(var, raising=False)
+    for var in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    openssl = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+    openssl += ["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)]
+    subprocess.run(
+        openssl,
+        check=True,
+        capture_output=True,
+    )
+    with open(lab.image, "rb") as fh:
+        data = fh.read()
+    requests: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            requests.append(self.path)
+            if self.path != "/base.qcow2":
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *_args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"https://127.0.0.1:{server.server_address[1]}/base.qcow2"
+    yield HttpsImage(url, hashlib.sha256(data).hexdigest(), str(cert), requests)
+    server.shutdown()
+    server.server_close()
+
+
+def https_args(lab, image, **kw):
+    args = {"base_image": image.url, "base_checksum": f"sha256:{image.sha256}", "ca_path": image.cert}
+    args.update(kw)
+    return vm_args(lab, **args)
+
+
+def test_https_base_image_four_ways(lab, run_module, https_image):
+    results = four_ways(run_module, https_args(lab, https_image, state="running"))
+    base = f"base-sha256-{https_image.sha256[:16]}"
+    assert results[0]["actions"][0] == f"import base volume {base} from {https_image.url}"
+    assert results[1]["actions"][0] == results[0]["actions"][0]
+    assert https_image.requests == ["/base.qcow2", "/base.qcow2"]  # check mode and apply; then the volume exists
+    assert lab.uploads == [base, "vm1-seed.iso"]
+
+
+def test_https_check_mode_does_not_upload(lab, run_module, https_image):
+    res = run_module(main, https_args(lab, https_image, disk_size="64MiB"), check_mode=True)
+    assert not res.get("failed"), res.get("msg")
+    assert res["changed"] and https_image.requests == ["/base.qcow2"]
+    assert lab.volumes() == set() and lab.uploads == [] and lab.domains() == set()
+
+
+HTTPS_FAILURES = [
+    ("dead_url", {"_path": "/missing.qcow2"}, "download of base_image https://127.0.0.1"),
+    ("untrusted_certificate", {"ca_path": None}, "certificate verify failed"),
+    ("wrong_checksum", {"base_checksum": "sha256:" + "0" * 64}, "checksum mismatch for base_image https://"),
+    ("disk_too_small", {"disk_size": "1MiB"}, "smaller than the base image's virtual size (67108864 bytes)"),
+]
+
+
+@pytest.mark.parametrize("case", HTTPS_FAILURES, ids=[c[0] for c in HTTPS_FAILURES])
+def test_https_check_mode_fails_like_the_real_run(lab, run_module, https_image, case):
+    _unused, override, message = case
+    override = dict(override)
+    path = override.pop("_path", None)
+    args = https_args(lab, https_image, state="running", **override)
+    if path:
+        args["base_image"] = https_image.url.replace("/base.qcow2", path)
+    args = {k: v for k, v in args.items() if v is not None}
+    before = (lab.domains(), lab.volumes())
+    results = [run_module(main, args, check_mode=check_mode) for check_mode in (True, False)]
+    for res in results:
+        assert res.get("failed"), res
+        assert message.lower() in res["msg"].lower(), res["msg"]
+        assert (lab.domains(), lab.volumes()) == before
+    assert results[1]["msg"].startswith(results[0]["msg"])  # the real run may add what it rolled back
+
+
+def test_ca_path_is_passed_to_fetch_url(lab, run_module, monkeypatch, tmp_path):
+    calls = []
+
+    def fake_fetch_url(module, url, **kwargs):
+        calls.append((url, kwargs))
+        return None, {"status": 404, "msg": "not here"}
+
+    monkeypatch.setattr(libvirt_cloudinit_vm, "fetch_url", fake_fetch_url)
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("")
+    args = vm_args(
+        lab,
+        base_image="https://images.example/b.qcow2",
+        base_checksum="sha256:" + "0" * 64,
+        ca_path=str(bundle),
+        download_timeout=7,
+    )
+    res = run_module(main, args, check_mode=True)
+    assert (
+        res["failed"] and "download of base_image https://images.example/b.qcow2 failed: [404] not here" in res["msg"]
+    )
+    assert calls == [("https://images.example/b.qcow2", {"timeout": 7, "ca_path": str(bundle)})]
