@@ -246,21 +246,20 @@ def test_https_self_signed_refused_by_default(https_vm, https_image):
 
 
 def test_https_import_trusting_the_certificate(https_vm, https_image):
-    """validate_certs stays on; the module has no CA option, but Python's SSL_CERT_FILE makes the cert trusted."""
+    """validate_certs stays on; ca_path names the lab's self-signed certificate as the trusted CA."""
     env = https_vm
-    args = https_args(env, https_image)
-    trust = {"SSL_CERT_FILE": https_image["cert"]}
-    checked = run(args, check=True, extra_env=trust)
+    args = https_args(env, https_image, ca_path=https_image["cert"])
+    checked = run(args, check=True)
     assert not checked.get("failed"), checked.get("msg")
     assert checked["changed"]
     assert_nothing_made(env)
-    done = run(args, extra_env=trust)
+    done = run(args)
     assert not done.get("failed"), done.get("msg")
     assert done["changed"] and done["volumes"]["base"] == HTTPS_BASE
     assert any(a.startswith(f"import base volume {HTTPS_BASE}") for a in done["actions"]), done["actions"]
     base_path = virsh(env["LIBVIRT_URI"], "vol-path", HTTPS_BASE, "--pool", env["LAB_POOL"]).strip()
     assert hashlib.sha256(Path(base_path).read_bytes()).hexdigest() == https_image["sha256"]
-    again = run(args, extra_env=trust)
+    again = run(args)
     assert not again.get("failed") and not again["changed"], again.get("actions")
 
 
