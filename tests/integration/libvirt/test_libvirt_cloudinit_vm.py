@@ -137,17 +137,17 @@ def test_01_create_four_ways_and_guest_works(lab):
     assert "status: done" in status, status
     assert ssh(lab, "sudo cat /var/tmp/itest-secret").stdout.strip() == SECRET
     # overlay is a qcow2 whose backing file is the shared base volume
-    overlay_path = virsh(lab, "vol-path", f"{NAME}.qcow2", "--pool", lab["LAB_POOL"]).strip()
-    base_path = virsh(lab, "vol-path", vols["base"], "--pool", lab["LAB_POOL"]).strip()
+    overlay_path = virsh(lab["LIBVIRT_URI"], "vol-path", f"{NAME}.qcow2", "--pool", lab["LAB_POOL"]).strip()
+    base_path = virsh(lab["LIBVIRT_URI"], "vol-path", vols["base"], "--pool", lab["LAB_POOL"]).strip()
     info = json.loads(sh(["qemu-img", "info", "-U", "--output=json", overlay_path]).stdout)
     assert info["format"] == "qcow2" and info["backing-filename"] == base_path
     assert info["virtual-size"] == 3 * 1024**3
     # the domain: qemu type, ACPI, serial console on a PTY, no guest agent, no secret, our metadata
-    xml = virsh(lab, "dumpxml", NAME)
+    xml = virsh(lab["LIBVIRT_URI"], "dumpxml", NAME)
     assert "<acpi/>" in xml and "type='qemu'" in xml and "org.qemu.guest_agent.0" not in xml
     assert SECRET not in xml and SECRET not in json.dumps(created)
     assert "https://foundation.runners/libvirt_cloudinit_vm/1" in xml
-    assert virsh(lab, "ttyconsole", NAME).strip().startswith("/dev/pts/")
+    assert virsh(lab["LIBVIRT_URI"], "ttyconsole", NAME).strip().startswith("/dev/pts/")
     assert "<kernel>" not in xml  # boots from its disk
     mac = created["mac"]
     assert mac.startswith("52:54:00:")
@@ -187,15 +187,15 @@ def test_02_bad_input_leaves_nothing(lab):
     (tmp / "corrupt.img").write_bytes(b"<html>404 not found</html>" * 1000)
     with open(lab["LAB_GUEST_IMAGE"], "rb") as fh:
         (tmp / "truncated.qcow2").write_bytes(fh.read(4096))
-    mac = virsh(lab, "domiflist", NAME).split()[-1]
+    mac = virsh(lab["LIBVIRT_URI"], "domiflist", NAME).split()[-1]
     foreign = tmp / "foreign.xml"
     foreign.write_text(
         "<domain type='qemu'><name>itest-foreign</name><memory unit='MiB'>64</memory>"
         "<os><type arch='x86_64'>hvm</type></os></domain>"
     )
-    virsh(lab, "define", str(foreign))
+    virsh(lab["LIBVIRT_URI"], "define", str(foreign))
     try:
-        before = (our_domains(lab), our_volumes(lab), virsh(lab, "dumpxml", "itest-foreign"))
+        before = (our_domains(lab), our_volumes(lab), virsh(lab["LIBVIRT_URI"], "dumpxml", "itest-foreign"))
         for case, bad, message in BAD_INPUT:
             override = dict(bad)
             if override.get("base_image") == "CORRUPT":
@@ -207,15 +207,15 @@ def test_02_bad_input_leaves_nothing(lab):
             args = vm_args(lab, name="itest02", ip_address="198.51.100.42/24")
             args.update(override)
             args = {k: v for k, v in args.items() if v is not None}
-            res = run(lab, args)
+            res = run(args)
             assert res.get("failed"), (case, res)
             assert message in res["msg"], (case, res["msg"])
             assert SECRET not in json.dumps(res)
-            after = (our_domains(lab), our_volumes(lab), virsh(lab, "dumpxml", "itest-foreign"))
+            after = (our_domains(lab), our_volumes(lab), virsh(lab["LIBVIRT_URI"], "dumpxml", "itest-foreign"))
             assert after == before, case
             print(f"{case}: {res['msg']}")
     finally:
-        virsh(lab, "undefine", "itest-foreign", check=False)
+        virsh(lab["LIBVIRT_URI"], "undefine", "itest-foreign", check=False)
 
 
 def test_03_memory_drift_then_restart_on_change(lab):
@@ -226,17 +226,19 @@ def test_03_memory_drift_then_restart_on_change(lab):
     assert '<memory unit="KiB">1310720</memory>' in check["diff"]["after"]
     for r in (check, applied, again, again_check):
         assert r["restart_required"] is True and r["pending"] == ["memory_mib"]
-    assert "<memory unit='KiB'>1310720</memory>" in virsh(lab, "dumpxml", "--inactive", NAME)
-    assert "<memory unit='KiB'>1048576</memory>" in virsh(lab, "dumpxml", NAME)  # still running with 1 GiB
+    assert "<memory unit='KiB'>1310720</memory>" in virsh(lab["LIBVIRT_URI"], "dumpxml", "--inactive", NAME)
+    assert "<memory unit='KiB'>1048576</memory>" in virsh(
+        lab["LIBVIRT_URI"], "dumpxml", NAME
+    )  # still running with 1 GiB
     restart = {**args, "restart_on_change": True, "shutdown_timeout": 180, "force": True}
-    res = run(lab, restart)
+    res = run(restart)
     assert res["changed"] and res["restart_required"] is False and res["pending"] == []
     assert f"restart domain {NAME} to apply memory_mib" in res["actions"]
-    assert "<memory unit='KiB'>1310720</memory>" in virsh(lab, "dumpxml", NAME)
+    assert "<memory unit='KiB'>1310720</memory>" in virsh(lab["LIBVIRT_URI"], "dumpxml", NAME)
     print(f"ssh back {wait_ssh(lab):.0f}s after the restart")
     mem_kib = int(ssh(lab, "awk '/MemTotal/{print $2}' /proc/meminfo").stdout)
     assert mem_kib > 1100 * 1024, mem_kib
-    again = run(lab, restart)
+    again = run(restart)
     assert not again["changed"] and again["restart_required"] is False
 
 
@@ -247,9 +249,9 @@ def test_04_seed_absent_guest_keeps_working(lab):
     assert check["actions"] == [f"detach seed cdrom {NAME}-seed.iso", f"delete seed volume {NAME}-seed.iso"]
     assert applied["volumes"]["seed"] is None
     assert f"{NAME}-seed.iso" not in our_volumes(lab)
-    assert "-seed.iso" not in virsh(lab, "domblklist", NAME)
-    assert "-seed.iso" not in virsh(lab, "dumpxml", "--inactive", NAME)
-    assert "-seed.iso" not in virsh(lab, "dumpxml", NAME)
+    assert "-seed.iso" not in virsh(lab["LIBVIRT_URI"], "domblklist", NAME)
+    assert "-seed.iso" not in virsh(lab["LIBVIRT_URI"], "dumpxml", "--inactive", NAME)
+    assert "-seed.iso" not in virsh(lab["LIBVIRT_URI"], "dumpxml", NAME)
     keep = ssh(lab, "cat /etc/cloud/cloud.cfg.d/90-foundation-runners-keep-instance.cfg").stdout
     assert keep.strip() == "manual_cache_clean: true"  # written by the seed's vendor-data
     assert ssh(lab, "hostname").stdout.strip() == NAME
@@ -260,7 +262,7 @@ def test_05_stopped_then_running(lab):
     base = {"name": NAME, "uri": lab["LIBVIRT_URI"], "shutdown_timeout": 180}
     stopped = four_ways(lab, {**base, "state": "stopped"})
     assert stopped[1]["state"] == "shutoff" and "warnings" not in stopped[1]  # ACPI, not forced
-    assert virsh(lab, "domstate", NAME).strip() == "shut off"
+    assert virsh(lab["LIBVIRT_URI"], "domstate", NAME).strip() == "shut off"
     assert not ping(lab)
     running = four_ways(lab, {**base, "state": "running"})
     assert running[1]["state"] == "running"
@@ -273,7 +275,7 @@ def test_05_stopped_then_running(lab):
 def test_06_fault_injection_rolls_back(lab, point):
     before = (our_domains(lab), our_volumes(lab))
     args = vm_args(lab, name="itest03", ip_address="198.51.100.43/24")
-    res = run(lab, args, extra_env={"FOUNDATION_RUNNERS_FAULT": point})
+    res = run(args, extra_env={"FOUNDATION_RUNNERS_FAULT": point})
     assert res.get("failed") and f"injected fault at {point}" in res["msg"], res
     assert res["rolled_back"] and not res["rollback_failed"]
     assert (our_domains(lab), our_volumes(lab)) == before
@@ -281,7 +283,7 @@ def test_06_fault_injection_rolls_back(lab, point):
 
 
 def test_07_absent_removes_everything_but_base(lab):
-    xml = virsh(lab, "dumpxml", NAME)
+    xml = virsh(lab["LIBVIRT_URI"], "dumpxml", NAME)
     base = [v for v in our_volumes(lab) if v.startswith("base-sha256-")]
     args = {"name": NAME, "uri": lab["LIBVIRT_URI"], "state": "absent"}
     check, _unused1, _unused2, _unused3 = four_ways(lab, args)
