@@ -7,6 +7,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 
 APT_PACKAGES=(
+  # the venv, and headers for libvirt-python's build when python3 is Debian's own
+  python3-venv python3-dev
   # virtualisation lab
   qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients libvirt-dev virtinst
   dnsmasq-base pkg-config gcc
