@@ -309,16 +309,10 @@ def upload_volume(conn: Any, vol: Any, source: Any, length: int) -> None:
             remaining -= len(chunk)
         stream.finish()
     except libvirt.libvirtError as exc:
-        try:
-            stream.abort()
-        except libvirt.libvirtError:
-            pass
+        abort_quietly(stream)
         raise LibvirtVmError(f"upload to volume {vol.name()!r} failed: {err(exc)}") from exc
     except LibvirtVmError:
-        try:
-            stream.abort()
-        except libvirt.libvirtError:
-            pass
+        abort_quietly(stream)
         raise
 
 
@@ -335,12 +329,17 @@ def download_volume(conn: Any, vol: Any, length: int) -> bytes:
             chunks.append(data)
         stream.finish()
     except libvirt.libvirtError as exc:
-        try:
-            stream.abort()
-        except libvirt.libvirtError:
-            pass
+        abort_quietly(stream)
         raise LibvirtVmError(f"download of volume {vol.name()!r} failed: {err(exc)}") from exc
     return b"".join(chunks)
+
+
+def abort_quietly(stream: Any) -> None:
+    """Abort a stream after a failure; the failure, not the abort, is what gets reported."""
+    try:
+        stream.abort()
+    except libvirt.libvirtError:
+        pass
 
 
 def volume_capacity(vol: Any) -> int:

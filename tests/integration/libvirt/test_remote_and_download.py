@@ -57,6 +57,17 @@ def delete_volumes(env, names) -> None:
             virsh(env["LIBVIRT_URI"], "vol-delete", vol, "--pool", env["LAB_POOL"], check=False)
 
 
+def clean_slate(env, name: str, base: str):
+    """Remove the domain, its volumes and its base before and after the test using it."""
+    remove_domain(env, name)
+    delete_volumes(env, our_objects(env, name, base)[1:])
+    try:
+        yield env
+    finally:
+        remove_domain(env, name)
+        delete_volumes(env, our_objects(env, name, base)[1:])
+
+
 def our_objects(env, name: str, base: str) -> list[str]:
     return [name, f"{name}.qcow2", f"{name}-seed.iso", base]
 
@@ -96,13 +107,7 @@ def vm_args(env, **kw) -> dict:
 @pytest.fixture
 def remote_vm(lab):
     """Nothing of this test exists before; afterwards the domain, its volumes and remote-base are gone."""
-    remove_domain(lab, REMOTE_VM)
-    delete_volumes(lab, our_objects(lab, REMOTE_VM, REMOTE_BASE)[1:])
-    try:
-        yield lab
-    finally:
-        remove_domain(lab, REMOTE_VM)
-        delete_volumes(lab, our_objects(lab, REMOTE_VM, REMOTE_BASE)[1:])
+    yield from clean_slate(lab, REMOTE_VM, REMOTE_BASE)
 
 
 def test_remote_uri_reaches_lab_libvirtd(lab):
@@ -207,13 +212,7 @@ def https_image(lab, tmp_path_factory):
 
 @pytest.fixture
 def https_vm(lab):
-    remove_domain(lab, HTTPS_VM)
-    delete_volumes(lab, our_objects(lab, HTTPS_VM, HTTPS_BASE)[1:])
-    try:
-        yield lab
-    finally:
-        remove_domain(lab, HTTPS_VM)
-        delete_volumes(lab, our_objects(lab, HTTPS_VM, HTTPS_BASE)[1:])
+    yield from clean_slate(lab, HTTPS_VM, HTTPS_BASE)
 
 
 def https_args(env, image, **kw) -> dict:
