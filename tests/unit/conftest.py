@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +21,21 @@ def forge():
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def self_signed_cert(tmp_path_factory):
+    """A PEM file with a self-signed certificate for 127.0.0.1 and its key."""
+    directory = tmp_path_factory.mktemp("tls")
+    key, cert = directory / "key.pem", directory / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    bundle = directory / "bundle.pem"
+    bundle.write_text(cert.read_text() + key.read_text())
+    return bundle
 
 
 @pytest.fixture

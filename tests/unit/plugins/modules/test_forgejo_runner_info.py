@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from fake_forgejo import FakeForgejo
 from forgejo_cases import COMMON_BAD_INPUT, build_args
 
 from ansible_collections.foundation.runners.plugins.modules.forgejo_runner_info import main
@@ -72,3 +73,17 @@ def test_bad_input(fleet, run_module, overrides, expected):
     assert result.get("failed"), result
     assert expected in result["msg"]
     assert not fleet.writes()
+
+
+def test_certificate_is_verified_unless_told_otherwise(run_module, self_signed_cert):
+    tls = FakeForgejo()
+    tls.add_runner("runner-01", "idle")
+    tls.serve_tls(str(self_signed_cert))
+    tls.start()
+    try:
+        refused = run_module(main, build_args(tls, {}, {}))
+        assert refused["failed"] and "TLS failure" in refused["msg"] and "CERTIFICATE_VERIFY_FAILED" in refused["msg"]
+        accepted = run_module(main, build_args(tls, {"validate_certs": False}, {}))
+        assert not accepted.get("failed") and [r["name"] for r in accepted["runners"]] == ["runner-01"]
+    finally:
+        tls.stop()
