@@ -4,7 +4,7 @@ export FR_CACHE ?= $(HOME)/.cache/foundation-runners
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.ansible/collections
 export ANSIBLE_CONFIG := $(CURDIR)/tests/ansible.cfg
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
-PYTEST := .venv/bin/python -m pytest
+PYTEST := tools/pytest
 
 TEST_PARTS := test-lint test-sanity test-unit test-forgejo test-libvirt test-molecule
 
