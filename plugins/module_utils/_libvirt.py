@@ -635,13 +635,7 @@ def apply_fields(xml: str, spec: DomainSpec, fields: list[str]) -> str:
                 devices.remove(chan)
         if spec.guest_agent:
             devices.append(_agent_element())
-    md = root.find("metadata")
-    if md is None:
-        md = ET.Element("metadata")
-        root.insert(2, md)
-    for old in md.findall(f"{{{METADATA_NS}}}instance"):
-        md.remove(old)
-    md.append(metadata_element(spec_metadata(spec), namespaced=True))
+    _replace_metadata(root, spec_metadata(spec))
     return _serialize(root)
 
 
@@ -727,6 +721,12 @@ def set_cdrom(xml: str, pool: str, volume: str, present: bool) -> str:
 
 def set_metadata_in_xml(xml: str, meta: dict[str, str]) -> str:
     root = ET.fromstring(xml)
+    _replace_metadata(root, meta)
+    return _serialize(root)
+
+
+def _replace_metadata(root: ET.Element, meta: dict[str, str]) -> None:
+    """Put the collection's <instance> element into the domain's <metadata>, replacing an older one."""
     md = root.find("metadata")
     if md is None:
         md = ET.Element("metadata")
@@ -734,7 +734,6 @@ def set_metadata_in_xml(xml: str, meta: dict[str, str]) -> str:
     for old in md.findall(f"{{{METADATA_NS}}}instance"):
         md.remove(old)
     md.append(metadata_element(meta, namespaced=True))
-    return _serialize(root)
 
 
 def libvirt_argument_spec() -> dict[str, Any]:
