@@ -6,20 +6,22 @@
 from __future__ import annotations
 
 import fnmatch
+import http.client
 import json
 import re
 import ssl
 import time
 import typing as t
 from dataclasses import dataclass
-from urllib.error import HTTPError, URLError
 from urllib.parse import quote, urlencode
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
-from ansible.module_utils.urls import open_url
+
+from ansible_collections.foundation.runners.plugins.module_utils._forgejo_http import ConnectionPool, Response
 
 PAGE_LIMIT = 50
-SAFE_METHODS = frozenset({"GET", "HEAD"})
+# Requests that may be sent again after a failure: repeating them cannot do more than the first one did.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "DELETE"})
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 RUNNER_MANAGEMENT_MIN_FORGEJO = 15
 RUNNER_MANAGEMENT_MIN_GITEA = (1, 24)
@@ -142,44 +144,47 @@ class ForgejoClient:
         self.retries = max(0, params["retries"])
         self._sleep = sleep
         self._version: ServerVersion | None = None
+        self._pool = ConnectionPool(self.base, self.validate_certs, self.timeout)
 
     def request(
         self, method: str, path: str, query: dict[str, t.Any] | None = None, body: t.Any = None
     ) -> tuple[t.Any, dict[str, str]]:
-        url = self.base + path + (f"?{urlencode(query)}" if query else "")
+        target = path + (f"?{urlencode(query)}" if query else "")
+        url = self.base + target
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Accept": "application/json", "Authorization": f"token {self.token}"}
         if data is not None:
             headers["Content-Type"] = "application/json"
-        attempts = 1 + (self.retries if method in SAFE_METHODS else 0)
+        idempotent = method in IDEMPOTENT_METHODS
+        attempts = 1 + (self.retries if idempotent else 0)
         for attempt in range(attempts):
+            delay = min(2**attempt, 8)
             try:
-                resp = open_url(
-                    url,
-                    method=method,
-                    data=data,
-                    headers=headers,
-                    validate_certs=self.validate_certs,
-                    timeout=self.timeout,
-                    follow_redirects="safe",
-                )
-                raw = resp.read()
-                resp_headers = {k.lower(): v for k, v in resp.headers.items()}
-                return (json.loads(raw) if raw else None), resp_headers
-            except HTTPError as exc:
-                error = ForgejoError(method, url, exc.code, _error_reason(exc))
-                if exc.code not in RETRY_STATUSES:
-                    raise error from exc
-            except (URLError, OSError) as exc:
-                reason = getattr(exc, "reason", exc)
-                if isinstance(reason, ssl.SSLError) or type(exc).__name__ == "SSLValidationError":
-                    raise ForgejoError(method, url, None, f"TLS failure: {reason}") from exc
-                error = ForgejoError(method, url, None, f"cannot connect: {reason}")
-            except ValueError as exc:
-                raise ForgejoError(method, url, None, f"response is not JSON: {exc}") from exc
+                resp = self._pool.send(method, target, headers, data, replay=idempotent)
+            except ssl.SSLError as exc:
+                raise ForgejoError(method, url, None, f"TLS failure: {exc}") from exc
+            except (OSError, http.client.HTTPException) as exc:
+                error = ForgejoError(method, url, None, f"cannot connect: {exc}")
+            else:
+                if resp.status < 300:
+                    try:
+                        return (json.loads(resp.body) if resp.body else None), resp.headers
+                    except ValueError as exc:
+                        raise ForgejoError(method, url, resp.status, f"response is not JSON: {exc}") from exc
+                if resp.status < 400:
+                    where = resp.headers.get("location", "elsewhere")
+                    reason = f"redirected to {where}; set api_url to the address the API answers on"
+                    raise ForgejoError(method, url, resp.status, reason)
+                error = ForgejoError(method, url, resp.status, _error_reason(resp))
+                if resp.status not in RETRY_STATUSES:
+                    raise error
+                delay = _retry_after(resp) or delay
             if attempt + 1 < attempts:
-                self._sleep(min(2**attempt, 8))
+                self._sleep(delay)
         raise error
+
+    def close(self) -> None:
+        self._pool.close()
 
     def get_paged(self, path: str, query: dict[str, t.Any] | None = None) -> list[t.Any]:
         """All items of a paged list (page/limit with X-Total-Count; Gitea's {runners, total_count} too)."""
@@ -187,11 +192,10 @@ class ForgejoClient:
         page = 1
         while True:
             data, headers = self.request("GET", path, {**(query or {}), "page": page, "limit": PAGE_LIMIT})
-            total = headers.get("x-total-count")
-            if isinstance(data, dict):
-                total = data.get("total_count", total)
-                data = next((v for v in data.values() if isinstance(v, list)), [])
-            items.extend(data or [])
+            total = data.get("total_count") if isinstance(data, dict) else None
+            total = headers.get("x-total-count") if total is None else total
+            data = page_items(data)
+            items.extend(data)
             if not data or len(data) < PAGE_LIMIT or (total is not None and len(items) >= int(total)):
                 return items
             page += 1
@@ -231,8 +235,33 @@ class ForgejoClient:
         data, _headers = self.request("GET", f"{scope.runners_path}/{runner_id}")
         return normalise_runner(data)
 
-    def delete_runner(self, scope: Scope, runner_id: int) -> None:
-        self.request("DELETE", f"{scope.runners_path}/{runner_id}")
+    def delete_runner(self, scope: Scope, runner_id: int) -> bool:
+        """Delete a runner; False when the server no longer knows it (deleted by someone else, or by a retry)."""
+        try:
+            self.request("DELETE", f"{scope.runners_path}/{runner_id}")
+        except ForgejoError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def online_runners(self, scope: Scope) -> list[dict[str, t.Any]] | None:
+        """The runners listed as idle or active, read from the head of the listing.
+
+        Forgejo (newest contact first) and Gitea (by status) list online runners before offline ones, so the
+        pages up to the first offline runner hold them all. None when a page shows another order.
+        """
+        online: list[dict[str, t.Any]] = []
+        page = 1
+        while True:
+            data, _headers = self.request("GET", scope.runners_path, {"page": page, "limit": PAGE_LIMIT})
+            runners = [normalise_runner(r) for r in page_items(data)]
+            if not online_first(runners):
+                return None
+            online += [r for r in runners if r["status"] != "offline"]
+            if len(runners) < PAGE_LIMIT or any(r["status"] == "offline" for r in runners):
+                return online
+            page += 1
 
     def require_runner_registration(self) -> None:
         if self.version.flavour != "forgejo":
@@ -246,18 +275,21 @@ class ForgejoClient:
         return data or {}
 
 
-def _error_reason(exc: HTTPError) -> str:
-    try:
-        body = exc.read().decode("utf-8", "replace")
-    except OSError:
-        body = ""
+def _error_reason(resp: Response) -> str:
+    body = resp.body.decode("utf-8", "replace")
     try:
         parsed = json.loads(body)
     except ValueError:
         parsed = None
     if isinstance(parsed, dict) and parsed.get("message"):
         return str(parsed["message"])
-    return body.strip()[:300] or str(exc.reason)
+    return body.strip()[:300] or resp.reason
+
+
+def _retry_after(resp: Response) -> float:
+    """The server's Retry-After in seconds, capped at 30; 0 when it sent none (or a date)."""
+    value = resp.headers.get("retry-after", "")
+    return min(float(value), 30.0) if value.isdigit() else 0.0
 
 
 def normalise_runner(raw: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -276,6 +308,19 @@ def normalise_runner(raw: dict[str, t.Any]) -> dict[str, t.Any]:
         "ephemeral": bool(raw.get("ephemeral", False)),
         "description": raw.get("description", ""),
     }
+
+
+def page_items(data: t.Any) -> list[t.Any]:
+    """The items of one page: Forgejo's bare array, or the array inside Gitea's {runners, total_count}."""
+    if isinstance(data, dict):
+        return next((v for v in data.values() if isinstance(v, list)), [])
+    return data or []
+
+
+def online_first(runners: list[dict[str, t.Any]]) -> bool:
+    """True when no offline runner comes before an idle or active one."""
+    statuses = [r["status"] == "offline" for r in runners]
+    return statuses == sorted(statuses)
 
 
 def select_runners(
@@ -306,6 +351,7 @@ def run(module: t.Any, action: t.Callable[[ForgejoClient, Scope], dict[str, t.An
         module.fail_json(msg=str(exc))
     try:
         result = action(client, scope)
+        client.close()
     except ForgejoError as exc:
         module.fail_json(msg=str(exc), status=exc.status, url=exc.url, method=exc.method)
     except FeatureUnsupported as exc:

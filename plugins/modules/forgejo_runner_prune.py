@@ -13,8 +13,19 @@ description:
     runners API of Forgejo 15 or later.
   - A runner is a candidate when it is V(offline), its name matches O(names) (when given), it carries every
     label in O(labels), and it is not listed in O(keep).
-  - Runners that are V(idle) or V(active) are never deleted. Each candidate's status is read again just
-    before it is deleted, and a runner that came back online in the meantime is kept.
+  - Runners that are V(idle) or V(active) are never deleted. The O(max_deletions) cap is checked on the first
+    listing, before any deletion.
+  - Deletion goes oldest first, with up to O(parallelism) requests in flight over reused connections. Before
+    every 100 deletions one request reads the head of the runner listing, where Forgejo and Gitea list online
+    runners first, and a candidate that came back online since the listing is kept and returned in
+    RV(kept_online). So at most 100 deletions (a fraction of a second) pass between a runner's last status
+    check and its own deletion.
+  - If a server does not list online runners first, the module notices it in the listing and instead reads
+    each candidate again just before deleting it, which costs one more request per runner.
+  - A failure stops the run after the requests in flight; the error result still lists in RV(pruned) what
+    was deleted. Requests that fail with 429, 502, 503 or 504 are retried (O(retries)).
+  - Long runs log their progress every 10 seconds through the module's log (syslog or the journal of the
+    host that runs the module). Use C(async) to run a prune of many thousands of runners in the background.
   - On Forgejo older than 15 the module fails and changes nothing; there, the C(cleanup_offline_runners)
     cron task of Forgejo is the alternative.
 extends_documentation_fragment:
@@ -62,6 +73,12 @@ options:
       - Safety cap. When more runners than this would be deleted, the module fails and deletes none.
     type: int
     default: 10
+  parallelism:
+    description:
+      - How many DELETE requests are in flight at once, from 1 to 16. The forge serialises deletions in its
+        database, so more than a few does not go faster; 1 deletes strictly one at a time.
+    type: int
+    default: 4
 author:
   - Foundation Runners maintainers (@foundation-runners)
 """
@@ -93,7 +110,14 @@ pruned:
   elements: dict
   sample: [{"id": 12, "uuid": "4b2c...", "name": "runner-01", "labels": ["fenced"], "status": "offline"}]
 kept_online:
-  description: Candidates by name and labels that were kept because they were idle or active.
+  description:
+    - Candidates by name and labels that were kept because they were idle or active, in the first listing
+      or when checked again during the run (then with the status read then).
+  returned: success
+  type: list
+  elements: dict
+already_gone:
+  description: Candidates that the server no longer knew when the module came to delete them.
   returned: success
   type: list
   elements: dict
@@ -105,10 +129,13 @@ server_version:
 
 from ansible_collections.foundation.runners.plugins.module_utils._forgejo import (
     forgejo_module,
+    online_first,
     run,
     select_runners,
 )
+from ansible_collections.foundation.runners.plugins.module_utils._forgejo_prune import Pruner
 
+MAX_PARALLELISM = 16
 CRON_HINT = "Older servers prune with Forgejo's cron task: [cron.cleanup_offline_runners] ENABLED = true in app.ini."
 
 
@@ -120,6 +147,7 @@ def main() -> None:
             "labels": {"type": "list", "elements": "str", "default": []},
             "keep": {"type": "list", "elements": "str", "default": []},
             "max_deletions": {"type": "int", "default": 10},
+            "parallelism": {"type": "int", "default": 4},
         }
     )
     params = module.params
@@ -130,6 +158,8 @@ def main() -> None:
         )
     if params["max_deletions"] < 0:
         module.fail_json(msg=f"max_deletions must be 0 or more, got {params['max_deletions']}")
+    if not 1 <= params["parallelism"] <= MAX_PARALLELISM:
+        module.fail_json(msg=f"parallelism must be from 1 to {MAX_PARALLELISM}, got {params['parallelism']}")
 
     def action(client, scope):
         client.require_runner_management("Pruning runners", CRON_HINT)
@@ -145,25 +175,33 @@ def main() -> None:
                 msg=f"{len(candidates)} runners would be deleted in {scope}, more than max_deletions="
                 f"{params['max_deletions']}; nothing was deleted. Candidates: {names}"
             )
-        pruned = []
-        for runner in candidates:
-            if not module.check_mode:
-                if client.get_runner(scope, runner["id"])["status"] != "offline":
-                    kept_online.append(runner)
-                    continue
-                client.delete_runner(scope, runner["id"])
-            pruned.append(runner)
+        if module.check_mode:
+            pruned, kept_now, gone = sorted(candidates, key=lambda r: r["id"]), [], []
+        else:
+            pruner = Pruner(client, scope, params["parallelism"], progress=module.log)
+            done = pruner.run(candidates, listed_online_first=online_first(runners))
+            pruned, kept_now, gone = done.deleted, done.kept_online, done.already_gone
+            if done.error:
+                module.fail_json(
+                    msg=f"{done.error}; {len(pruned)} of {len(candidates)} runners were deleted before it failed",
+                    changed=bool(pruned),
+                    pruned=pruned,
+                    status=done.error.status,
+                    url=done.error.url,
+                    method=done.error.method,
+                )
         result = {
             "changed": bool(pruned),
             "pruned": pruned,
-            "kept_online": kept_online,
+            "kept_online": kept_online + kept_now,
+            "already_gone": gone,
             "server_version": client.version.raw,
         }
         if module._diff:
-            gone = {r["id"] for r in pruned}
+            removed = {r["id"] for r in pruned}
             listed = sorted(runners, key=lambda r: r["id"])
             before = [f"{r['id']} {r['name']} {r['status']}" for r in listed]
-            after = [f"{r['id']} {r['name']} {r['status']}" for r in listed if r["id"] not in gone]
+            after = [f"{r['id']} {r['name']} {r['status']}" for r in listed if r["id"] not in removed]
             result["diff"] = {"before": {"runners": before}, "after": {"runners": after}}
         return result
 

@@ -33,6 +33,9 @@ class FakeForgejo:
         self.requests: list[tuple[str, str]] = []
         self.mutations: list[tuple[str, str]] = []
         self.fail_next: list[int] = []
+        self.online_first = False  # True: idle and active runners listed before offline ones, as the real servers do
+        self.on_request: list = []  # callables run (and dropped) one per request, before it is answered
+        self.connections = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
 
@@ -73,6 +76,12 @@ class FakeForgejo:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real forges answer
+
+            def setup(self):
+                super().setup()
+                fake.connections += 1
+
             def log_message(self, *args):
                 pass
 
@@ -89,7 +98,11 @@ class FakeForgejo:
             def _route(self, method):
                 url = urlparse(self.path)
                 path = url.path.removeprefix("/api/v1")
+                length = int(self.headers.get("Content-Length") or 0)
+                self.body = json.loads(self.rfile.read(length)) if length else None  # read before any answer
                 fake.requests.append((method, path))
+                if fake.on_request:
+                    fake.on_request.pop(0)()
                 if fake.fail_next:
                     return self._reply(fake.fail_next.pop(0), {"message": "injected failure"})
                 if path == "/version":
@@ -141,12 +154,12 @@ class FakeForgejo:
                 mine = {k: v for k, v in fake.runners.items() if v["scope"] == scope}
                 if rest == "" and method == "GET":
                     page, limit = int(query.get("page", ["1"])[0]), int(query.get("limit", ["30"])[0])
-                    items = [public(mine[key]) for key in sorted(mine)]
+                    order = sorted(mine, key=lambda k: (fake.online_first and mine[k]["status"] == "offline", k))
+                    items = [public(mine[key]) for key in order]
                     chunk = items[(page - 1) * limit : page * limit]
                     return self._reply(200, chunk, {"X-Total-Count": str(len(items))})
                 if rest == "" and method == "POST":
-                    body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                    runner = fake.add_runner(body["name"], status="offline", labels=(), scope=scope)
+                    runner = fake.add_runner(self.body["name"], status="offline", labels=(), scope=scope)
                     fake.mutations.append(("POST", self.path))
                     return self._reply(
                         201, {"id": runner["id"], "uuid": runner["uuid"], "token": "runner-secret-token"}

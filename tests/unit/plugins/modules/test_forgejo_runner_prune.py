@@ -10,6 +10,7 @@ main = forgejo_runner_prune.main
 
 @pytest.fixture
 def fleet(forge):
+    forge.online_first = True
     forge.add_runner("runner-01", "offline")
     forge.add_runner("runner-02", "idle")
     forge.add_runner("runner-03", "active")
@@ -78,8 +79,88 @@ def test_pagination(forge, run_module):
     assert len(result["pruned"]) == 120
 
 
+def old_fleet(forge, count):
+    forge.online_first = True
+    for index in range(count):
+        forge.add_runner(f"old-{index:03d}")
+    return build_args(forge, {}, {"max_deletions": count})
+
+
+def deletes(forge):
+    return [path for method, path in forge.writes() if method == "DELETE"]
+
+
+def test_many_runners_over_few_reused_connections(forge, run_module):
+    args = old_fleet(forge, 250)
+    result = run_module(main, {**args, "parallelism": 4})
+    assert len(result["pruned"]) == 250 and not forge.runners
+    assert [r["id"] for r in result["pruned"]] == sorted(r["id"] for r in result["pruned"])
+    assert forge.connections <= 5, f"{forge.connections} connections for {len(forge.requests)} requests"
+    listings = [path for method, path in forge.requests if method == "GET" and path.endswith("/runners")]
+    assert len(listings) == 5 + 3, "one listing of 5 pages, then one status read per 100 deletions"
+
+
+def test_runner_back_online_mid_run_is_kept(forge, run_module):
+    args = old_fleet(forge, 250)
+
+    def back_online():
+        forge.runners[240]["status"] = "idle"
+
+    forge.on_request = [lambda: None] * 60 + [back_online]  # during the first 100 deletions
+    result = run_module(main, args)
+    assert [(r["id"], r["status"]) for r in result["kept_online"]] == [(240, "idle")]
+    assert len(result["pruned"]) == 249 and list(forge.runners) == [240]
+
+
+def test_without_online_first_listing_each_runner_is_read_before_its_delete(fleet, run_module):
+    fleet.online_first = False  # runner-01 (offline) is listed before runner-02 (idle)
+    fleet.on_request = [lambda: None] * 3 + [lambda: fleet.runners[4].update(status="idle")]
+    result = run_module(main, build_args(fleet, {}, {"labels": ["fenced"]}))
+    assert [r["name"] for r in result["pruned"]] == ["runner-01"]
+    assert [(r["name"], r["status"]) for r in result["kept_online"]] == [
+        ("runner-02", "idle"),
+        ("runner-03", "active"),
+        ("standby", "idle"),
+    ]
+    assert ("GET", "/admin/actions/runners/1") in fleet.requests
+
+
+def test_delete_retried_after_429_and_runner_deleted_by_someone_else(forge, run_module):
+    args = old_fleet(forge, 3)
+    forge.on_request = [lambda: None] * 2 + [lambda: forge.runners.pop(2)]  # gone after the listing
+    forge.fail_next = []
+    forge.on_request += [lambda: forge.fail_next.append(429)]
+    result = run_module(main, {**args, "parallelism": 1})
+    assert [r["id"] for r in result["pruned"]] == [1, 3] and [r["id"] for r in result["already_gone"]] == [2]
+    assert not forge.runners
+
+
+def test_failure_mid_run_reports_what_was_deleted(forge, run_module):
+    args = old_fleet(forge, 150)
+    forge.on_request = [lambda: None] * 120 + [lambda: forge.fail_next.append(500)]
+    result = run_module(main, {**args, "parallelism": 1, "retries": 0})
+    assert result["failed"] and "[500] injected failure" in result["msg"]
+    assert result["changed"] and f"{len(result['pruned'])} of 150 runners were deleted" in result["msg"]
+    assert len(result["pruned"]) == len(deletes(forge)) == 150 - len(forge.runners)
+
+
+def test_long_runs_log_progress(forge, run_module, monkeypatch):
+    from ansible.module_utils.basic import AnsibleModule
+
+    from ansible_collections.foundation.runners.plugins.module_utils import _forgejo_prune
+
+    logged = []
+    monkeypatch.setattr(_forgejo_prune, "PROGRESS_EVERY", 0.0)
+    monkeypatch.setattr(AnsibleModule, "log", lambda self, msg, log_args=None: logged.append(msg))
+    run_module(main, old_fleet(forge, 150))
+    progress = [line for line in logged if line.startswith("pruned")]
+    assert progress == ["pruned 100 of 150 runners in instance in 0 s", "pruned 150 of 150 runners in instance in 0 s"]
+
+
 BAD_INPUT = [
     *COMMON_BAD_INPUT,
+    ("no_parallelism", {"parallelism": 0}, "parallelism must be from 1 to 16, got 0"),
+    ("too_parallel", {"parallelism": 17}, "parallelism must be from 1 to 16, got 17"),
     ("max_deletions_exceeded", {"max_deletions": 1}, "more than max_deletions=1; nothing was deleted"),
     ("status_idle", {"status": ["offline", "idle"]}, "status may only select offline runners"),
     ("negative_cap", {"max_deletions": -1}, "max_deletions must be 0 or more"),

@@ -1,0 +1,104 @@
+# Private to foundation.runners: not a public API, may change without notice.
+# Copyright: (c) foundation.runners contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Deleting many offline runner registrations at the forge's own speed, keeping any that came back online."""
+
+from __future__ import annotations
+
+import threading
+import time
+import typing as t
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+
+from ansible_collections.foundation.runners.plugins.module_utils._forgejo import ForgejoClient, ForgejoError, Scope
+
+# Deletions between two reads of which runners are online: a runner that comes back online is seen by the
+# next read, so at most this many DELETEs (a fraction of a second) separate a runner's last check from its own.
+RECHECK_EVERY = 100
+PROGRESS_EVERY = 10.0  # seconds between progress messages
+
+
+@dataclass
+class PruneOutcome:
+    deleted: list[dict[str, t.Any]] = field(default_factory=list)
+    kept_online: list[dict[str, t.Any]] = field(default_factory=list)
+    already_gone: list[dict[str, t.Any]] = field(default_factory=list)
+    error: ForgejoError | None = None
+
+
+class Pruner:
+    """Deletes candidates, oldest first, with up to parallelism DELETEs in flight; stops at the first failure.
+
+    Before each batch of RECHECK_EVERY candidates, one read of the head of the listing tells which runners are
+    online now, and those are kept. When the server does not list online runners first (the first listing
+    showed another order, or a later read does), each runner is read on its own just before its DELETE.
+    """
+
+    def __init__(self, client: ForgejoClient, scope: Scope, parallelism: int, progress: t.Callable[[str], None]):
+        self.client, self.scope, self.parallelism, self.progress = client, scope, parallelism, progress
+        self.read_each = False
+        self.outcome = PruneOutcome()
+
+    def run(self, candidates: list[dict[str, t.Any]], listed_online_first: bool) -> PruneOutcome:
+        todo = sorted(candidates, key=lambda r: r["id"])
+        self.read_each = not listed_online_first
+        started = reported = time.monotonic()
+        with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
+            for start in range(0, len(todo), RECHECK_EVERY):
+                self._batch(pool, todo[start : start + RECHECK_EVERY])
+                if self.outcome.error:
+                    break
+                if time.monotonic() - reported >= PROGRESS_EVERY:
+                    reported = time.monotonic()
+                    done = f"pruned {len(self.outcome.deleted)} of {len(todo)} runners in {self.scope}"
+                    self.progress(f"{done} in {reported - started:.0f} s")
+        for found in (self.outcome.deleted, self.outcome.kept_online, self.outcome.already_gone):
+            found.sort(key=lambda r: r["id"])
+        return self.outcome
+
+    def _batch(self, pool: ThreadPoolExecutor, batch: list[dict[str, t.Any]]) -> None:
+        outcome = self.outcome
+        try:
+            online = None if self.read_each else self.client.online_runners(self.scope)
+        except ForgejoError as exc:
+            outcome.error = exc
+            return
+        self.read_each = online is None
+        if online is not None:
+            now_online = {r["id"]: r for r in online}
+            outcome.kept_online += [now_online[r["id"]] for r in batch if r["id"] in now_online]
+            batch = [r for r in batch if r["id"] not in now_online]
+        failed = threading.Event()  # once set, queued work is skipped; requests already in flight finish
+
+        def work(runner: dict[str, t.Any]) -> tuple[str, dict[str, t.Any]]:
+            if failed.is_set():
+                return "skipped", runner
+            try:
+                return self._read_and_delete(runner) if self.read_each else self._delete(runner)
+            except ForgejoError:
+                failed.set()
+                raise
+
+        found = {"deleted": outcome.deleted, "online": outcome.kept_online, "gone": outcome.already_gone}
+        for future in as_completed([pool.submit(work, r) for r in batch]):
+            try:
+                kind, runner = future.result()
+            except ForgejoError as exc:
+                outcome.error = outcome.error or exc
+                continue
+            found.get(kind, []).append(runner)
+
+    def _delete(self, runner: dict[str, t.Any]) -> tuple[str, dict[str, t.Any]]:
+        return ("deleted" if self.client.delete_runner(self.scope, runner["id"]) else "gone"), runner
+
+    def _read_and_delete(self, runner: dict[str, t.Any]) -> tuple[str, dict[str, t.Any]]:
+        try:
+            current = self.client.get_runner(self.scope, runner["id"])
+        except ForgejoError as exc:
+            if exc.status == 404:
+                return "gone", runner
+            raise
+        if current["status"] != "offline":
+            return "online", current
+        return self._delete(runner)
