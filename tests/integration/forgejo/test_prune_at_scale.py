@@ -65,7 +65,7 @@ def test_prune_at_scale_keeps_runners_that_come_back_online(lab, fleet, register
     while len(names_left(fleet, run)) == COUNT and prune.is_alive():
         time.sleep(0.02)
     began = time.monotonic() - start
-    revived = {r["name"] for r, ok in zip(reviving, fleet.each(fleet.declare, reviving)) if ok}
+    revived = {r["name"] for r, ok in zip(reviving, fleet.each(fleet.declare, reviving), strict=True) if ok}
     revived_at = time.monotonic() - start
     prune.join(120)
     print(f"deletions seen after {began:.2f} s; {len(revived)} of {len(REVIVED)} revived by {revived_at:.2f} s; "
