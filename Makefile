@@ -8,7 +8,7 @@ PYTEST := tools/pytest
 
 TEST_PARTS := test-lint test-sanity test-unit test-forgejo test-libvirt test-molecule
 
-.PHONY: deps lab lab-down test $(TEST_PARTS) bench
+.PHONY: deps lab lab-down test $(TEST_PARTS) bench bench-prune
 
 deps:
 	@tools/bootstrap.sh
@@ -55,6 +55,10 @@ test-libvirt: deps
 test-molecule: deps
 	molecule test --all
 
-bench: deps
+bench: deps bench-prune
 	tests/lab/libvirt up
 	.venv/bin/python tests/bench/vm_provisioning.py
+
+## Prune 5,000 offline runner registrations on the lab forge: the module against a bare client (PRUNE_ARGS=...).
+bench-prune: deps
+	.venv/bin/python tests/bench/prune.py $(PRUNE_ARGS)
