@@ -5,10 +5,9 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import typing as t
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from ansible_collections.foundation.runners.plugins.module_utils._forgejo import ForgejoClient, ForgejoError, Scope
@@ -30,9 +29,10 @@ class PruneOutcome:
 class Pruner:
     """Deletes candidates, oldest first, with up to parallelism DELETEs in flight; stops at the first failure.
 
-    Before each batch of RECHECK_EVERY candidates, one read of the head of the listing tells which runners are
-    online now, and those are kept. When the server does not list online runners first (the first listing
-    showed another order, or a later read does), each runner is read on its own just before its DELETE.
+    Before every RECHECK_EVERY candidates, one read of the head of the listing tells which runners are online
+    now, and those are kept; DELETEs already in flight go on meanwhile. When the server does not list online
+    runners first (the first listing showed another order, or a later read does), each runner is read on its
+    own just before its DELETE.
     """
 
     def __init__(self, client: ForgejoClient, scope: Scope, parallelism: int, progress: t.Callable[[str], None]):
@@ -44,50 +44,48 @@ class Pruner:
         todo = sorted(candidates, key=lambda r: r["id"])
         self.read_each = not listed_online_first
         started = reported = time.monotonic()
+        online: dict[int, dict[str, t.Any]] = {}
+        in_flight: set[Future] = set()
         with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
-            for start in range(0, len(todo), RECHECK_EVERY):
-                self._batch(pool, todo[start : start + RECHECK_EVERY])
+            for index, runner in enumerate(todo):
+                if index % RECHECK_EVERY == 0 and not self.read_each:
+                    online = self._online_now()
+                if runner["id"] in online:
+                    self.outcome.kept_online.append(online[runner["id"]])
+                    continue
+                if len(in_flight) >= self.parallelism:
+                    done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                    self._collect(done)
                 if self.outcome.error:
                     break
+                in_flight.add(pool.submit(self._read_and_delete if self.read_each else self._delete, runner))
                 if time.monotonic() - reported >= PROGRESS_EVERY:
                     reported = time.monotonic()
-                    done = f"pruned {len(self.outcome.deleted)} of {len(todo)} runners in {self.scope}"
-                    self.progress(f"{done} in {reported - started:.0f} s")
+                    done_so_far = f"pruned {len(self.outcome.deleted)} of {len(todo)} runners in {self.scope}"
+                    self.progress(f"{done_so_far} in {reported - started:.0f} s")
+            self._collect(wait(in_flight).done)
         for found in (self.outcome.deleted, self.outcome.kept_online, self.outcome.already_gone):
             found.sort(key=lambda r: r["id"])
         return self.outcome
 
-    def _batch(self, pool: ThreadPoolExecutor, batch: list[dict[str, t.Any]]) -> None:
-        outcome = self.outcome
+    def _online_now(self) -> dict[int, dict[str, t.Any]]:
         try:
-            online = None if self.read_each else self.client.online_runners(self.scope)
+            online = self.client.online_runners(self.scope)
         except ForgejoError as exc:
-            outcome.error = exc
-            return
+            self.outcome.error = exc
+            return {}
         self.read_each = online is None
-        if online is not None:
-            now_online = {r["id"]: r for r in online}
-            outcome.kept_online += [now_online[r["id"]] for r in batch if r["id"] in now_online]
-            batch = [r for r in batch if r["id"] not in now_online]
-        failed = threading.Event()  # once set, queued work is skipped; requests already in flight finish
+        return {r["id"]: r for r in online or []}
 
-        def work(runner: dict[str, t.Any]) -> tuple[str, dict[str, t.Any]]:
-            if failed.is_set():
-                return "skipped", runner
-            try:
-                return self._read_and_delete(runner) if self.read_each else self._delete(runner)
-            except ForgejoError:
-                failed.set()
-                raise
-
-        found = {"deleted": outcome.deleted, "online": outcome.kept_online, "gone": outcome.already_gone}
-        for future in as_completed([pool.submit(work, r) for r in batch]):
+    def _collect(self, done: t.Iterable[Future]) -> None:
+        found = {"deleted": self.outcome.deleted, "online": self.outcome.kept_online, "gone": self.outcome.already_gone}
+        for future in done:
             try:
                 kind, runner = future.result()
             except ForgejoError as exc:
-                outcome.error = outcome.error or exc
+                self.outcome.error = self.outcome.error or exc
                 continue
-            found.get(kind, []).append(runner)
+            found[kind].append(runner)
 
     def _delete(self, runner: dict[str, t.Any]) -> tuple[str, dict[str, t.Any]]:
         return ("deleted" if self.client.delete_runner(self.scope, runner["id"]) else "gone"), runner

@@ -8,6 +8,7 @@ Per round, on the lab's Gitea (tests/lab/forge), in organisation `prunebench`:
    as one `ansible localhost -m ...` command (Ansible's start-up included), selecting this round's names;
 3. register N runners again and time the floor: a bare stdlib client (keep-alive connections) that lists the
    organisation's runners and deletes the same N with P concurrent DELETEs, nothing else.
+Even rounds time the floor first, so that a change in the machine's load during a run weighs on both sides.
 The ratio is prune applied / floor. Only runners named prunebench-* in organisation prunebench are touched.
 """
 
@@ -53,8 +54,8 @@ def module_run(ansible: Ansible, module: str, args: dict, check: bool = False) -
     return result
 
 
-def one_round(fleet: Fleet, ansible: Ansible, base: dict, count: int, parallelism: int | None) -> dict:
-    run = f"{PREFIX}{secrets.token_hex(3)}"
+def module_part(fleet: Fleet, ansible: Ansible, base: dict, run: str, opts: argparse.Namespace) -> dict:
+    count, parallelism = opts.runners, opts.parallelism
     seconds, _ = timed(fleet.register, [f"{run}-{i:05d}" for i in range(count)])
     log(f"{run}: registered {count} offline runners in {seconds:.1f} s")
     times = {"register": seconds}
@@ -68,14 +69,25 @@ def one_round(fleet: Fleet, ansible: Ansible, base: dict, count: int, parallelis
     assert len(applied["pruned"]) == count, f"prune deleted {len(applied['pruned'])} of {count}"
     left = [r for r in fleet.list() if r["name"].startswith(run)]
     assert not left, f"{len(left)} runners of {run} are still registered after the prune"
+    return times
 
-    floor_run = f"{run}-floor"
-    fleet.register([f"{floor_run}-{i:05d}" for i in range(count)])
+
+def floor_part(fleet: Fleet, run: str, count: int, parallelism: int | None) -> float:
+    fleet.register([f"{run}-{i:05d}" for i in range(count)])
     start = time.monotonic()
-    ids = [r["id"] for r in fleet.list() if r["name"].startswith(floor_run) and r["status"] == "offline"]
+    ids = [r["id"] for r in fleet.list() if r["name"].startswith(run) and r["status"] == "offline"]
     fleet.delete(ids, workers=parallelism or DEFAULT_PARALLELISM)
-    times["floor"] = time.monotonic() - start
-    assert len(ids) == count and not [r for r in fleet.list() if r["name"].startswith(floor_run)]
+    seconds = time.monotonic() - start
+    assert len(ids) == count and not [r for r in fleet.list() if r["name"].startswith(run)]
+    return seconds
+
+
+def one_round(fleet: Fleet, ansible: Ansible, base: dict, opts: argparse.Namespace, floor_first: bool) -> dict:
+    """The module's part and the floor, in the order given (alternate rounds swap it, so drift in load evens out)."""
+    run = f"{PREFIX}{secrets.token_hex(3)}"
+    floor = floor_part(fleet, f"{run}-floor", opts.runners, opts.parallelism) if floor_first else None
+    times = module_part(fleet, ansible, base, run, opts)
+    times["floor"] = floor if floor is not None else floor_part(fleet, f"{run}-floor", opts.runners, opts.parallelism)
     times["ratio"] = times["apply"] / times["floor"]
     log(f"{run}: " + ", ".join(f"{k} {v:.2f}" for k, v in times.items()))
     return times
@@ -102,7 +114,7 @@ def main() -> int:
         ansible.env["ANSIBLE_COLLECTIONS_PATH"] = opts.collections
     base = {"api_url": env["FORGE_GITEA_URL"], "api_token": env["FORGE_GITEA_TOKEN_ORG"], "scope": "org", "org": ORG}
     load = os.getloadavg()[0]
-    rounds = [one_round(fleet, ansible, base, opts.runners, opts.parallelism) for _ in range(opts.rounds)]
+    rounds = [one_round(fleet, ansible, base, opts, floor_first=index % 2 == 1) for index in range(opts.rounds)]
 
     columns = ["register", "info", "check", "apply", "floor", "ratio"]
     print(f"prune benchmark: {opts.runners} offline runners, Gitea {env['FORGE_GITEA_VERSION']} (SQLite), "

@@ -52,3 +52,10 @@ def test_runner_fields_and_registration_response():
     assert {"id", "uuid", "token"} <= set(definitions["RegisterRunnerResponse"]["properties"])
     assert set(definitions["RegisterRunnerOptions"]["properties"]) >= {"name", "description", "ephemeral"}
     assert load("v15.0.3")["responses"]["ActionRunnerList"]["headers"].keys() >= {"X-Total-Count"}
+
+
+@pytest.mark.parametrize("scope", SCOPES, ids=lambda s: s.kind)
+def test_runner_listing_pages_as_the_client_asks(scope):
+    """The prune's online check and every listing ask for page and limit on the runners list."""
+    operation = load("v15.0.3")["paths"][unquote(scope.runners_path)]["get"]
+    assert {"page", "limit"} <= {p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"}
