@@ -2,19 +2,21 @@
 
 Run:  .venv/bin/python tests/bench/prune.py [--runners N] [--rounds R] [--parallelism P]   (or `make bench-prune`)
 
-Per round, on the lab's Gitea (tests/lab/forge), in organisation `prunebench`:
-1. register N runners through the runner protocol (they stay offline: the forge never hears from them again);
-2. time `forgejo_runner_info`, `forgejo_runner_prune` in check mode, and `forgejo_runner_prune` applied, each
-   as one `ansible localhost -m ...` command (Ansible's start-up included), selecting this round's names;
-3. register N runners again and time the floor: a bare stdlib client (keep-alive connections) that lists the
-   organisation's runners and deletes the same N with P concurrent DELETEs, nothing else.
+Per round, on the lab's Gitea (tests/lab/forge), each side in a new organisation `prunebench-*` of its own
+(deleted with its runners afterwards; one left by an interrupted run is deleted at the start of the next):
+1. module side: register N runners through the runner protocol (they stay offline: the forge never hears from
+   them again), then time `forgejo_runner_info`, `forgejo_runner_prune` in check mode and `forgejo_runner_prune`
+   applied, each as one `ansible localhost -m ...` command (Ansible's start-up included);
+2. floor side: register N runners, then time a bare stdlib client (keep-alive connections) that lists the
+   organisation's runners and deletes them with P concurrent DELETEs, nothing else.
 Even rounds time the floor first, so that a change in the machine's load during a run weighs on both sides.
-The ratio is prune applied / floor. Only runners named prunebench-* in organisation prunebench are touched.
+The ratio is prune applied / floor. Nothing outside the run's own organisations is touched.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import statistics
@@ -33,7 +35,6 @@ from fleet import Fleet  # noqa: E402 (after the path set-up)
 from lab_support import LAB, Ansible, lab_env  # noqa: E402
 
 ORG = "prunebench"
-PREFIX = "prunebench-"
 DEFAULT_PARALLELISM = 4  # the module's default; the floor uses the same number of concurrent DELETEs
 
 
@@ -54,43 +55,63 @@ def module_run(ansible: Ansible, module: str, args: dict, check: bool = False) -
     return result
 
 
-def module_part(fleet: Fleet, ansible: Ansible, base: dict, run: str, opts: argparse.Namespace) -> dict:
-    count, parallelism = opts.runners, opts.parallelism
-    seconds, _ = timed(fleet.register, [f"{run}-{i:05d}" for i in range(count)])
-    log(f"{run}: registered {count} offline runners in {seconds:.1f} s")
-    times = {"register": seconds}
-    select = {**base, "names": [f"{run}-*"]}
-    times["info"], info = timed(module_run, ansible, "forgejo_runner_info", select)
-    assert len(info["runners"]) == count, f"info listed {len(info['runners'])} of {count}"
-    prune = {**select, "max_deletions": count, **({"parallelism": parallelism} if parallelism else {})}
-    times["check"], checked = timed(module_run, ansible, "forgejo_runner_prune", prune, check=True)
-    assert len(checked["pruned"]) == count, f"check mode would prune {len(checked['pruned'])} of {count}"
-    times["apply"], applied = timed(module_run, ansible, "forgejo_runner_prune", prune)
-    assert len(applied["pruned"]) == count, f"prune deleted {len(applied['pruned'])} of {count}"
-    left = [r for r in fleet.list() if r["name"].startswith(run)]
-    assert not left, f"{len(left)} runners of {run} are still registered after the prune"
-    return times
+class Bench:
+    """Each side of each round works in a new organisation of its own, deleted (with its runners) afterwards."""
 
+    def __init__(self, env: dict[str, str], opts: argparse.Namespace):
+        self.url, self.token, self.opts = env["FORGE_GITEA_URL"], env["FORGE_GITEA_TOKEN_ORG"], opts
+        self.ansible = Ansible()
+        if opts.collections:
+            self.ansible.env["ANSIBLE_COLLECTIONS_PATH"] = opts.collections
 
-def floor_part(fleet: Fleet, run: str, count: int, parallelism: int | None) -> float:
-    fleet.register([f"{run}-{i:05d}" for i in range(count)])
-    start = time.monotonic()
-    ids = [r["id"] for r in fleet.list() if r["name"].startswith(run) and r["status"] == "offline"]
-    fleet.delete(ids, workers=parallelism or DEFAULT_PARALLELISM)
-    seconds = time.monotonic() - start
-    assert len(ids) == count and not [r for r in fleet.list() if r["name"].startswith(run)]
-    return seconds
+    @contextlib.contextmanager
+    def fresh_fleet(self):
+        fleet = Fleet(self.url, self.token, f"{ORG}-{secrets.token_hex(3)}")
+        fleet.create_org()
+        try:
+            yield fleet
+        finally:
+            fleet.delete_org()
 
+    def remove_left_overs(self) -> None:
+        for stale in Fleet(self.url, self.token, ORG).other_orgs(f"{ORG}-"):
+            log(f"deleting organisation {stale}, left by an interrupted run")
+            Fleet(self.url, self.token, stale).delete_org()
 
-def one_round(fleet: Fleet, ansible: Ansible, base: dict, opts: argparse.Namespace, floor_first: bool) -> dict:
-    """The module's part and the floor, in the order given (alternate rounds swap it, so drift in load evens out)."""
-    run = f"{PREFIX}{secrets.token_hex(3)}"
-    floor = floor_part(fleet, f"{run}-floor", opts.runners, opts.parallelism) if floor_first else None
-    times = module_part(fleet, ansible, base, run, opts)
-    times["floor"] = floor if floor is not None else floor_part(fleet, f"{run}-floor", opts.runners, opts.parallelism)
-    times["ratio"] = times["apply"] / times["floor"]
-    log(f"{run}: " + ", ".join(f"{k} {v:.2f}" for k, v in times.items()))
-    return times
+    def module_side(self) -> dict:
+        count, parallelism = self.opts.runners, self.opts.parallelism
+        with self.fresh_fleet() as fleet:
+            times = {"register": timed(fleet.register, [f"bench-{i:05d}" for i in range(count)])[0]}
+            log(f"{fleet.org}: registered {count} offline runners in {times['register']:.1f} s")
+            select = {"api_url": self.url, "api_token": self.token, "scope": "org", "org": fleet.org}
+            times["info"], info = timed(module_run, self.ansible, "forgejo_runner_info", select)
+            assert len(info["runners"]) == count, f"info listed {len(info['runners'])} of {count}"
+            prune = {**select, "max_deletions": count, **({"parallelism": parallelism} if parallelism else {})}
+            times["check"], checked = timed(module_run, self.ansible, "forgejo_runner_prune", prune, check=True)
+            assert len(checked["pruned"]) == count, f"check mode would prune {len(checked['pruned'])} of {count}"
+            times["apply"], applied = timed(module_run, self.ansible, "forgejo_runner_prune", prune)
+            assert len(applied["pruned"]) == count, f"prune deleted {len(applied['pruned'])} of {count}"
+            assert not fleet.list(), "runners are still registered after the prune"
+        return times
+
+    def floor_side(self) -> float:
+        with self.fresh_fleet() as fleet:
+            fleet.register([f"bench-{i:05d}" for i in range(self.opts.runners)])
+            start = time.monotonic()
+            ids = [r["id"] for r in fleet.list() if r["status"] == "offline"]
+            fleet.delete(ids, workers=self.opts.parallelism or DEFAULT_PARALLELISM)
+            seconds = time.monotonic() - start
+            assert len(ids) == self.opts.runners and not fleet.list()
+        return seconds
+
+    def round(self, floor_first: bool) -> dict:
+        """Both sides, in the order given (alternate rounds swap it, so drift in load evens out)."""
+        floor = self.floor_side() if floor_first else None
+        times = self.module_side()
+        times["floor"] = floor if floor is not None else self.floor_side()
+        times["ratio"] = times["apply"] / times["floor"]
+        log(", ".join(f"{k} {v:.2f}" for k, v in times.items()))
+        return times
 
 
 def main() -> int:
@@ -103,18 +124,10 @@ def main() -> int:
 
     subprocess.run([str(LAB / "forge"), "up"], check=True, stdout=subprocess.DEVNULL)
     env = lab_env([str(LAB / "forge"), "env", "gitea"])
-    fleet = Fleet(env["FORGE_GITEA_URL"], env["FORGE_GITEA_TOKEN_ORG"], ORG)
-    fleet.ensure_org()
-    stale = [r["id"] for r in fleet.list() if r["name"].startswith(PREFIX)]
-    if stale:
-        log(f"removing {len(stale)} runners left by an earlier, interrupted run")
-        fleet.delete(stale)
-    ansible = Ansible()
-    if opts.collections:
-        ansible.env["ANSIBLE_COLLECTIONS_PATH"] = opts.collections
-    base = {"api_url": env["FORGE_GITEA_URL"], "api_token": env["FORGE_GITEA_TOKEN_ORG"], "scope": "org", "org": ORG}
+    bench = Bench(env, opts)
+    bench.remove_left_overs()
     load = os.getloadavg()[0]
-    rounds = [one_round(fleet, ansible, base, opts, floor_first=index % 2 == 1) for index in range(opts.rounds)]
+    rounds = [bench.round(floor_first=index % 2 == 1) for index in range(opts.rounds)]
 
     columns = ["register", "info", "check", "apply", "floor", "ratio"]
     print(f"prune benchmark: {opts.runners} offline runners, Gitea {env['FORGE_GITEA_VERSION']} (SQLite), "

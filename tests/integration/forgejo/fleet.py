@@ -54,11 +54,19 @@ class Fleet:
         self.protocol = BareClient(url, {"Connect-Protocol-Version": "1"})
         self.runners_path = f"/api/v1/orgs/{org}/actions/runners"
 
-    def ensure_org(self) -> None:
-        try:
-            self.api.call("GET", f"/api/v1/orgs/{self.org}")
-        except RuntimeError:
-            self.api.call("POST", "/api/v1/orgs", {"username": self.org, "visibility": "private"})
+    def create_org(self) -> None:
+        """A new organisation for this fleet alone. Gitea keeps deleted runners as rows of their owner, and a
+        listing reads all of its owner's rows, so a fresh owner keeps one run's timings free of the last's."""
+        self.api.call("POST", "/api/v1/orgs", {"username": self.org, "visibility": "public"})
+
+    def delete_org(self) -> None:
+        """Delete the organisation with its runners (and no repositories, which it never has)."""
+        self.api.call("DELETE", f"/api/v1/orgs/{self.org}")
+
+    def other_orgs(self, prefix: str) -> list[str]:
+        """Names of other public organisations that start with prefix: left-overs of interrupted runs."""
+        orgs = self.api.call("GET", "/api/v1/orgs?limit=50")
+        return [o["username"] for o in orgs if o["username"].startswith(prefix) and o["username"] != self.org]
 
     def registration_token(self) -> str:
         return self.api.call("POST", f"{self.runners_path}/registration-token")["token"]

@@ -1,8 +1,9 @@
 """forgejo_runner_prune at scale on the lab's Gitea: hundreds of offline registrations, some back online mid-run.
 
-The runners are registered through the runner protocol in organisation `prunetest` and never call again, so
-the forge lists them offline. Some are made to call (Declare) before the prune starts, and some more once the
-prune has begun deleting: no runner that was online when the module came to it may be deleted.
+The runners are registered through the runner protocol in a new organisation `prunetest-*` (deleted at the
+end) and never call again, so the forge lists them offline. Some are made to call (Declare) before the prune
+starts, and some more once the prune has begun deleting: no runner that was online when the module came to it
+may be deleted.
 """
 
 from __future__ import annotations
@@ -24,17 +25,16 @@ REVIVED = list(range(520, 599, 4))  # brought online once deletions have begun; 
 def fleet(lab):
     if not lab.get("FORGE_GITEA_URL"):
         pytest.skip("the lab's Gitea is not running (tests/lab/forge up)")
-    fleet = Fleet(lab["FORGE_GITEA_URL"], lab["FORGE_GITEA_TOKEN_ORG"], ORG)
-    fleet.ensure_org()
-    return fleet
+    fleet = Fleet(lab["FORGE_GITEA_URL"], lab["FORGE_GITEA_TOKEN_ORG"], f"{ORG}-{secrets.token_hex(3)}")
+    fleet.create_org()
+    yield fleet
+    fleet.delete_org()
 
 
 @pytest.fixture
 def registered(fleet):
     run = f"pit-{secrets.token_hex(3)}"
-    runners = fleet.register([f"{run}-{i:04d}" for i in range(COUNT)], labels=("prunetest",))
-    yield run, runners
-    fleet.delete([r["id"] for r in fleet.list() if r["name"].startswith(run)])
+    return run, fleet.register([f"{run}-{i:04d}" for i in range(COUNT)], labels=("prunetest",))
 
 
 def names_left(fleet: Fleet, run: str) -> set[str]:
@@ -43,7 +43,7 @@ def names_left(fleet: Fleet, run: str) -> set[str]:
 
 def test_prune_at_scale_keeps_runners_that_come_back_online(lab, fleet, registered, ansible):
     run, runners = registered
-    args = {"api_url": fleet.url, "api_token": lab["FORGE_GITEA_TOKEN_ORG"], "scope": "org", "org": ORG}
+    args = {"api_url": fleet.url, "api_token": lab["FORGE_GITEA_TOKEN_ORG"], "scope": "org", "org": fleet.org}
     args |= {"names": [f"{run}-*"], "labels": ["prunetest"]}
     assert all(fleet.declare(runners[i]) for i in STEADY)
     steady = {runners[i]["name"] for i in STEADY}
