@@ -1,0 +1,223 @@
+"""k3s_heavy_runner against the lab's real kube-apiserver (pods simulated by kwok) and the real lab forge.
+
+The tests run in file order and share one namespace: schemas, bad inputs, the four ways, the pod spec,
+then the runner identities (restarts, scale up, scale down) and the -vvv secrecy check.
+"""
+
+from __future__ import annotations
+
+import json
+
+import kubernetes_validate
+import pytest
+from heavy_lab import DIGEST, NAME, HeavyLab, RunnerProcess
+
+SCHEMA_VERSIONS = ["1.29.0", "1.30.0", "1.31.0", "1.32.0", "1.33.0", "1.34.0"]
+VARIANTS = {
+    "defaults": {},
+    "rootless-pvc-scheduling": {
+        "k3s_heavy_runner_dind_rootless": True,
+        "k3s_heavy_runner_dind_image": "docker.io/library/docker:28.5.2-dind-rootless" + DIGEST,
+        "k3s_heavy_runner_docker_storage": "pvc",
+        "k3s_heavy_runner_docker_pvc_storage_class": "local-path",
+        "k3s_heavy_runner_node_selector": {"node-role.example.org/heavy": "true"},
+        "k3s_heavy_runner_tolerations": [{"key": "heavy", "operator": "Exists", "effect": "NoSchedule"}],
+        "k3s_heavy_runner_affinity": {
+            "podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "x"}}}
+                ]
+            }
+        },
+        "k3s_heavy_runner_priority_class_name": "heavy-jobs",
+        "k3s_heavy_runner_replicas": 3,
+    },
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_rendered_manifests_match_the_schemas(heavy: HeavyLab, tmp_path, variant):
+    output = tmp_path / "manifests.json"
+    credentials = {f"{NAME}-0": '{"uuid": "stand-in"}'}
+    proc, _ = heavy.run(
+        playbook="render.yml", stand_in_credentials=credentials, output=str(output), **VARIANTS[variant]
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    manifests = json.loads(output.read_text())
+    kinds = [m["kind"] for m in manifests]
+    assert kinds == ["Namespace", "ServiceAccount", "ConfigMap", "Service", "NetworkPolicy", "StatefulSet", "Secret"]
+    for version in SCHEMA_VERSIONS:
+        for manifest in manifests:
+            kubernetes_validate.validate(manifest, version, strict=True)
+    print(f"{variant}: {len(manifests)} manifests valid for Kubernetes {SCHEMA_VERSIONS[0]} to {SCHEMA_VERSIONS[-1]}")
+
+
+BAD_INPUTS = [
+    ({"k3s_heavy_runner_image": "code.forgejo.org/forgejo/runner:12.10.2"}, "is not pinned by digest"),
+    ({"k3s_heavy_runner_dind_image": "docker:dind"}, "is not pinned by digest"),
+    ({"k3s_heavy_runner_job_image": "registry.gitlab.com/seaspots/tools/seaspots-s57-utils:1.11.0"}, "not pinned"),
+    (
+        {"k3s_heavy_runner_resources": {"requests": {"cpu": "16", "memory": "64Gi"}, "limits": {"cpu": "8"}}},
+        "the cpu limit 8 is below its request 16",
+    ),
+    (
+        {"k3s_heavy_runner_resources": {"requests": {"memory": "64Gi"}, "limits": {"memory": "32Gi"}}},
+        "the memory limit 32Gi is below its request 64Gi",
+    ),
+    ({"k3s_heavy_runner_resources": {"requests": {"cpu": "sixteen"}}}, "is not a Kubernetes"),
+    ({"k3s_heavy_runner_resources": {"request": {"cpu": "1"}}}, "must be a mapping with requests and limits"),
+    (
+        {"k3s_heavy_runner_shutdown_timeout": 3600, "k3s_heavy_runner_termination_grace_period": 60},
+        "must be at least\nk3s_heavy_runner_shutdown_timeout",
+    ),
+    ({"k3s_heavy_runner_namespace": "Heavy_Runners"}, "is not a DNS-1123 label"),
+    ({"k3s_heavy_runner_name": "x" * 60}, "at most 52 characters"),
+    ({"k3s_heavy_runner_replicas": -1}, "k3s_heavy_runner_replicas must be a whole number"),
+    ({"k3s_heavy_runner_forgejo_url": "forge.example.org"}, "must be the forge's http(s):// URL"),
+    ({"k3s_heavy_runner_forgejo_api_token": ""}, "k3s_heavy_runner_forgejo_api_token is empty"),
+    ({"k3s_heavy_runner_registration": "kubectl"}, "k3s_heavy_runner_registration"),
+    ({"k3s_heavy_runner_forge_cidrs": []}, "k3s_heavy_runner_forge_cidrs must list"),
+    ({"k3s_heavy_runner_egress_cidrs": ["registry.example.org"]}, "are not CIDRs"),
+    ({"k3s_heavy_runner_labels": ["heavy docker"]}, "k3s_heavy_runner_labels must be runner labels"),
+    ({"k3s_heavy_runner_capacity": 0}, "k3s_heavy_runner_capacity must be at least 1"),
+    ({"k3s_heavy_runner_job_timeout": "forever"}, "k3s_heavy_runner_job_timeout must be a duration"),
+    ({"k3s_heavy_runner_docker_storage": "hostpath"}, "k3s_heavy_runner_docker_storage"),
+    ({"k3s_heavy_runner_tolerations": ["heavy"]}, "tolerations"),
+    ({"k3s_heavy_runner_priority_class_name": "Heavy Jobs"}, "is not a valid PriorityClass name"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD_INPUTS, ids=[f"bad{i:02d}" for i in range(len(BAD_INPUTS))])
+def test_bad_input_fails_before_anything_is_applied(heavy: HeavyLab, overrides, message):
+    proc, _ = heavy.run(**{"k3s_heavy_runner_namespace": f"{NAME}-bad", **overrides})
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, f"accepted {overrides}"
+    assert " ".join(message.split()) in " ".join(output.split()), output[-3000:]
+    assert not heavy.namespace_exists(f"{NAME}-bad")
+    assert not heavy.namespace_exists()
+    assert heavy.runners() == []
+
+
+def test_check_mode_on_a_fresh_cluster_changes_nothing(heavy: HeavyLab):
+    changed = heavy.run_ok("--check", "--diff")
+    assert changed > 0
+    assert not heavy.namespace_exists()
+    assert heavy.runners() == []
+
+
+def test_apply_then_reapply_is_unchanged(heavy: HeavyLab):
+    assert heavy.run_ok() > 0
+    heavy.wait_ready(1)
+    first = heavy.secret()
+    assert heavy.run_ok() == 0
+    assert heavy.run_ok("--check") == 0
+    assert heavy.secret() == first
+    assert len(heavy.runners()) == 1
+
+
+def test_cpu_request_change_shows_a_diff_and_check_mode_keeps_the_server(heavy: HeavyLab):
+    resources = {
+        "requests": {"cpu": "12", "memory": "64Gi", "ephemeral-storage": "100Gi"},
+        "limits": {"cpu": "16", "memory": "64Gi", "ephemeral-storage": "100Gi"},
+    }
+    before = heavy.statefulset().metadata.resource_version
+    proc, changed = heavy.run("--check", "--diff", k3s_heavy_runner_resources=resources)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert changed == 1
+    assert '-                                "cpu": "16"' in proc.stdout or '"cpu": "16"' in proc.stdout
+    assert '"cpu": "12"' in proc.stdout, proc.stdout[-4000:]
+    assert heavy.statefulset().metadata.resource_version == before
+    assert heavy.run_ok("--diff", k3s_heavy_runner_resources=resources) == 1
+    dind = heavy.statefulset().spec.template.spec.init_containers[0]
+    assert dind.resources.requests["cpu"] == "12"
+    assert heavy.run_ok() == 1  # back to the defaults
+    heavy.wait_ready(1)
+
+
+def test_pod_spec_under_kwok(heavy: HeavyLab):
+    heavy.wait_ready(1)
+    sts = heavy.statefulset()
+    spec = sts.spec.template.spec
+    pod = heavy.core.read_namespaced_pod(f"{NAME}-0", NAME)
+    assert pod.status.phase == "Running"
+    assert {c.type: c.status for c in pod.status.conditions}["Ready"] == "True"
+    assert pod.spec.node_name.startswith("frlab-k8s-node-")
+    assert spec.termination_grace_period_seconds == 40  # shutdown_timeout 30
+    assert spec.automount_service_account_token is False
+    (dind,) = spec.init_containers
+    (runner,) = spec.containers
+    assert dind.name == "dind" and dind.restart_policy == "Always"
+    assert dind.security_context.privileged is True
+    assert runner.security_context.privileged in (None, False)
+    assert runner.security_context.run_as_non_root is True
+    assert runner.security_context.read_only_root_filesystem is True
+    assert runner.security_context.allow_privilege_escalation is False
+    want = {"cpu": "16", "memory": "64Gi", "ephemeral-storage": "100Gi"}
+    assert dind.resources.requests == want and dind.resources.limits == want
+    images = [dind.image, runner.image]
+    assert all("@sha256:" in image for image in images), images
+    assert f"heavy:docker://registry.gitlab.com/seaspots/tools/seaspots-s57-utils:1.11.0{DIGEST}" in heavy.config_yml()
+    policy = heavy.net.read_namespaced_network_policy(NAME, NAME)
+    assert policy.spec.policy_types == ["Ingress", "Egress"] and not policy.spec.ingress
+    blocks = [peer.ip_block.cidr for rule in policy.spec.egress for peer in rule.to or [] if peer.ip_block]
+    assert blocks == ["198.51.100.10/32", "192.0.2.0/24"]
+    forge_rule = policy.spec.egress[0]
+    assert [(p.protocol, p.port) for p in forge_rule.ports] == [("TCP", 3001)]
+    ns = heavy.core.read_namespace(NAME)
+    assert ns.metadata.labels["pod-security.kubernetes.io/enforce"] == "privileged"
+
+
+def test_restarts_keep_one_identity(heavy: HeavyLab, tmp_path):
+    (record,) = heavy.runners()
+    stored = json.loads(heavy.secret()[f"{NAME}-0"])
+    assert stored["uuid"] == record["uuid"]
+    process = RunnerProcess(heavy, tmp_path, f"{NAME}-0")
+    try:
+        for attempt in range(3):
+            process.start()
+            process.wait_online()
+            process.stop()
+            records = heavy.runners()
+            print(f"restart {attempt + 1}: {len(records)} record(s): {[r['uuid'] for r in records]}")
+            assert [r["uuid"] for r in records] == [stored["uuid"]]
+        assert heavy.run_ok() == 0
+        assert [r["uuid"] for r in heavy.runners()] == [stored["uuid"]]
+    finally:
+        process.stop()
+
+
+def test_scale_to_two_and_back_with_secrets_hidden(heavy: HeavyLab, tmp_path):
+    first = json.loads(heavy.secret()[f"{NAME}-0"])
+    proc, _ = heavy.run("-vvv", k3s_heavy_runner_replicas=2)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    heavy.wait_ready(2)
+    secret = heavy.secret()
+    assert sorted(secret) == [f"{NAME}-0", f"{NAME}-1"]
+    second = json.loads(secret[f"{NAME}-1"])
+    assert json.loads(secret[f"{NAME}-0"])["uuid"] == first["uuid"]
+    records = heavy.runners()
+    assert sorted(r["name"] for r in records) == [f"{NAME}-0", f"{NAME}-1"]
+    assert {r["uuid"] for r in records} == {first["uuid"], second["uuid"]}
+
+    leaked = [s for s in heavy.secret_values() if s and s in proc.stdout + proc.stderr]
+    assert not leaked, "a secret appears in the -vvv output"
+    config = heavy.config_yml()
+    assert not [s for s in heavy.secret_values() if s and s in config], "a secret appears in the ConfigMap"
+
+    process = RunnerProcess(heavy, tmp_path, f"{NAME}-1")
+    try:  # the second replica comes online as its pod would, then its pod goes away
+        process.start()
+        process.wait_online()
+    finally:
+        process.stop()
+    assert heavy.run_ok(k3s_heavy_runner_replicas=1) > 0
+    heavy.wait_ready(1)
+    assert [r["uuid"] for r in heavy.runners()] == [first["uuid"]]
+    assert sorted(heavy.secret()) == [f"{NAME}-0"]
+
+
+def test_no_secret_in_any_configmap(heavy: HeavyLab):
+    values = heavy.secret_values()
+    for config_map in heavy.core.list_namespaced_config_map(NAME).items:
+        text = json.dumps(config_map.data or {})
+        assert not [s for s in values if s and s in text], config_map.metadata.name
