@@ -183,6 +183,28 @@ def build_seed_iso(
     return out.getvalue()
 
 
+def read_seed_identity(data: bytes) -> tuple[str, str | None]:
+    """(volume label, meta-data instance-id) of a seed ISO's bytes; ("", None) when they are no ISO."""
+    if pycdlib is None or yaml is None:
+        raise SeedError("pycdlib and PyYAML are required to read a cloud-init seed")
+    iso = pycdlib.PyCdlib()
+    try:
+        iso.open_fp(io.BytesIO(data))
+    except pycdlib.pycdlibexception.PyCdlibException:
+        return "", None
+    label = iso.pvd.volume_identifier.decode("ascii", "replace").strip()
+    try:
+        out = io.BytesIO()
+        iso.get_file_from_iso_fp(out, iso_path="/" + _FILES[1][0])
+        meta = yaml.safe_load(out.getvalue())
+    except (pycdlib.pycdlibexception.PyCdlibException, yaml.YAMLError):
+        return label, None
+    finally:
+        iso.close()
+    instance_id = meta.get("instance-id") if isinstance(meta, dict) else None
+    return label, str(instance_id) if instance_id is not None else None
+
+
 def build_seed(
     name: str,
     user_data: dict[str, Any] | None,

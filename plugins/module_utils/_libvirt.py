@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import struct
 import time
 import xml.etree.ElementTree as ET
@@ -27,7 +28,9 @@ else:
 METADATA_NS = "https://foundation.runners/libvirt_cloudinit_vm/1"
 METADATA_PREFIX = "frr"
 FAULT_ENV = "FOUNDATION_RUNNERS_FAULT"
-FAULT_POINTS = ("after_base_import", "after_overlay_create", "after_seed_upload", "after_define", "after_start")
+# In the order a creation passes them: the domain is defined (the record of intent) before any volume exists.
+FAULT_POINTS = ("after_define", "after_base_import", "after_overlay_create", "after_seed_upload", "after_start")
+FAULT_WAIT_LIMIT = 600
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 CHECKSUM_RE = re.compile(r"^sha256:([0-9a-fA-F]{64})$")
@@ -108,9 +111,27 @@ def parse_checksum(checksum: str) -> str:
 
 
 def fault_point(point: str) -> None:
-    """Test-only fault injection: raise when FOUNDATION_RUNNERS_FAULT names this point."""
-    if os.environ.get(FAULT_ENV) == point:
-        raise LibvirtVmError(f"injected fault at {point} ({FAULT_ENV}={point})")
+    """Test-only fault injection when FOUNDATION_RUNNERS_FAULT names this point.
+
+    ``POINT`` raises an error (the run's rollback follows), ``POINT:kill`` ends the process with SIGKILL
+    (no rollback, as when the controller dies), ``POINT:wait:FILE`` creates FILE and waits until it is
+    removed, so a test can kill libvirtd at that point before the run goes on.
+    """
+    spec = os.environ.get(FAULT_ENV, "")
+    name, _, how = spec.partition(":")
+    if name != point:
+        return
+    if how == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if how.startswith("wait:"):
+        marker = how[len("wait:") :]
+        with open(marker, "w", encoding="utf-8") as fh:
+            fh.write(f"{os.getpid()}\n")
+        deadline = time.monotonic() + FAULT_WAIT_LIMIT
+        while os.path.exists(marker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return
+    raise LibvirtVmError(f"injected fault at {point} ({FAULT_ENV}={spec})")
 
 
 # --------------------------------------------------------------------------- images
@@ -334,6 +355,29 @@ def download_volume(conn: Any, vol: Any, length: int) -> bytes:
     return b"".join(chunks)
 
 
+def sha256_volume(conn: Any, vol: Any) -> str:
+    """SHA-256 of a volume's content, streamed (virStorageVolDownload) without holding it in memory."""
+    stream = conn.newStream(0)
+    digest = hashlib.sha256()
+    try:
+        vol.download(stream, 0, 0, 0)
+        while True:
+            data = stream.recv(STREAM_CHUNK)
+            if not data or not isinstance(data, bytes):
+                break
+            digest.update(data)
+        stream.finish()
+    except libvirt.libvirtError as exc:
+        abort_quietly(stream)
+        raise LibvirtVmError(f"reading volume {vol.name()!r} to verify it failed: {err(exc)}") from exc
+    return digest.hexdigest()
+
+
+def volume_backing(vol: Any) -> str | None:
+    """The path of a volume's backing store, or None."""
+    return ET.fromstring(vol.XMLDesc(0)).findtext("backingStore/path")
+
+
 def abort_quietly(stream: Any) -> None:
     """Abort a stream after a failure; the failure, not the abort, is what gets reported."""
     try:
@@ -435,11 +479,25 @@ def read_metadata(dom: Any) -> dict[str, str] | None:
     return {child.tag.split("}")[-1]: (child.text or "") for child in root}
 
 
+# Written while a creation is under way, removed when it completes (see the module's recovery rules).
+PHASE_CREATING = "creating"
+_META_KEYS = ("pool", "base-volume", "overlay-volume", "seed-volume", "spec-hash")
+_META_OPTIONAL = ("phase", "base-import")
+
+
+def completed(meta: dict[str, str]) -> dict[str, str]:
+    """The metadata of a domain whose creation is complete: without the keys of a creation under way."""
+    return {k: v for k, v in meta.items() if k not in _META_OPTIONAL}
+
+
 def metadata_element(meta: dict[str, str], namespaced: bool) -> ET.Element:
     tag = (lambda t: f"{{{METADATA_NS}}}{t}") if namespaced else (lambda t: t)
     root = ET.Element(tag("instance"))
-    for key in ("pool", "base-volume", "overlay-volume", "seed-volume", "spec-hash"):
+    for key in _META_KEYS:
         ET.SubElement(root, tag(key)).text = meta.get(key, "")
+    for key in _META_OPTIONAL:
+        if meta.get(key):
+            ET.SubElement(root, tag(key)).text = meta[key]
     return root
 
 
@@ -453,10 +511,12 @@ def spec_metadata(spec: DomainSpec) -> dict[str, str]:
     }
 
 
-def write_metadata(dom: Any, meta: dict[str, str], live_only: bool = False) -> None:
-    """Write the collection's metadata into the persistent config, or only into the running domain."""
+def write_metadata(dom: Any, meta: dict[str, str], live_only: bool = False, live_too: bool = False) -> None:
+    """Write the collection's metadata into the persistent config, the running domain, or both."""
     payload = ET.tostring(metadata_element(meta, namespaced=False), encoding="unicode")
     flags = libvirt.VIR_DOMAIN_AFFECT_LIVE if live_only else libvirt.VIR_DOMAIN_AFFECT_CONFIG
+    if live_too:
+        flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
     try:
         dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, payload, METADATA_PREFIX, METADATA_NS, flags)
     except libvirt.libvirtError as exc:
@@ -482,12 +542,15 @@ def _indent(elem: ET.Element) -> ET.Element:
     return elem
 
 
-def render_domain_xml(spec: DomainSpec) -> str:
-    """A new domain: boots its qcow2 overlay, seed on a SCSI cdrom, serial console on a PTY, ACPI on."""
+def render_domain_xml(spec: DomainSpec, extra_meta: dict[str, str] | None = None) -> str:
+    """A new domain: boots its qcow2 overlay, seed on a SCSI cdrom, serial console on a PTY, ACPI on.
+
+    ``extra_meta`` adds the optional metadata (``phase``, ``base-import``) of a creation under way.
+    """
     dom = ET.Element("domain", type=spec.domain_type)
     ET.SubElement(dom, "name").text = spec.name
     md = ET.SubElement(dom, "metadata")
-    md.append(metadata_element(spec_metadata(spec), namespaced=True))
+    md.append(metadata_element({**spec_metadata(spec), **(extra_meta or {})}, namespaced=True))
     ET.SubElement(dom, "memory", unit="KiB").text = str(spec.memory_mib * 1024)
     ET.SubElement(dom, "currentMemory", unit="KiB").text = str(spec.memory_mib * 1024)
     ET.SubElement(dom, "vcpu", placement="static").text = str(spec.vcpus)

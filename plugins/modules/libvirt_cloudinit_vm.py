@@ -24,9 +24,29 @@ description:
     until then, unless O(restart_on_change=true), which shuts the domain down (ACPI, O(shutdown_timeout),
     O(force)) and starts it again.
   - A failed run deletes every object it created itself, newest first, and leaves everything that existed
-    before as it was. The environment variable C(FOUNDATION_RUNNERS_FAULT) set to one of
-    C(after_base_import), C(after_overlay_create), C(after_seed_upload), C(after_define), C(after_start)
-    injects a failure at that point; it exists for tests only.
+    before as it was.
+  - B(Crash consistency.) A run can also die without that rollback (the controller is killed, libvirtd dies
+    mid-run). Creation therefore records its intent first - it defines the domain, inactive, with
+    C(phase=creating) and the names of its overlay and seed in the metadata, after checking that no volume of
+    those names exists - and only then imports the base image, creates the overlay, uploads the seed and
+    starts the domain. C(phase) is dropped when all of that is done; removal deletes the volumes before the
+    domain, so the record is the last thing to go.
+  - B(Recovery rules.) A domain found with C(phase=creating) is the leftover of an interrupted run. With
+    O(state=present), O(state=running) or O(state=stopped), a domain that never started is discarded with its
+    recorded volumes and created again from the current options (its disks hold nothing yet); one that was
+    already running had all its volumes complete, so only its record is completed. With O(state=absent), the
+    domain and its recorded volumes are removed. A base volume whose import was interrupted (recorded as
+    C(base-import) with the image's SHA-256) is verified against that checksum and deleted when it does not
+    match; a complete base volume is kept.
+  - A volume named like this VM's overlay or seed without a domain is used or removed only when its content
+    proves it a leftover of this module for this VM - an overlay in qcow2 format backed by a
+    C(base-sha256-*) volume (or O(base_volume)) of the same pool, a seed that is an ISO labelled C(cidata)
+    whose meta-data has this VM's instance-id. Any other volume of such a name makes creation fail with a
+    message saying how to tell the two apart, and O(state=absent) leaves it in place with a warning.
+  - The environment variable C(FOUNDATION_RUNNERS_FAULT) exists for tests only. Set to one of
+    C(after_define), C(after_base_import), C(after_overlay_create), C(after_seed_upload), C(after_start), it
+    injects a failure at that point of a creation; C(POINT:kill) kills the module's process with SIGKILL there
+    instead, and C(POINT:wait:FILE) creates FILE and waits there until FILE is removed.
 author:
   - Foundation Runners maintainers (@foundation-runners)
 extends_documentation_fragment:

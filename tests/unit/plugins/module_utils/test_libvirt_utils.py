@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import os
+import signal
 import struct
 import subprocess
+import sys
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -170,3 +174,21 @@ def test_volume_xml_with_backing_store():
     root = ET.fromstring(lv.volume_xml("vm.qcow2", 10, "qcow2", "/pool/base", "qcow2"))
     assert root.findtext("backingStore/path") == "/pool/base"
     assert root.find("target/format").get("type") == "qcow2"
+
+
+def test_fault_point_kill_and_wait(tmp_path, monkeypatch):
+    script = "from ansible_collections.foundation.runners.plugins.module_utils import _libvirt as lv\n"
+    script += "lv.fault_point('after_define')\nprint('went on')\n"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), lv.FAULT_ENV: "after_define:kill"}
+    killed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False)
+    assert killed.returncode == -signal.SIGKILL and "went on" not in killed.stdout
+
+    marker = tmp_path / "waiting"
+    env[lv.FAULT_ENV] = f"after_define:wait:{marker}"
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.read_text().strip() == str(proc.pid) and proc.poll() is None
+    marker.unlink()
+    assert proc.communicate(timeout=30)[0] == "went on\n"
