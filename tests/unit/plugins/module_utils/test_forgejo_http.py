@@ -87,13 +87,13 @@ def test_proxy_from_the_environment_with_credentials_and_exceptions(monkeypatch)
 
 
 def test_fake_server_is_kept_alive():
-    """Guard for the test above: the fake forge answers HTTP/1.1 with keep-alive, as real forges do."""
+    """Guard for the tests above: the fake forge answers HTTP/1.1 with keep-alive, as real forges do."""
     fake = FakeForgejo()
     fake.start()
     try:
         conn = http.client.HTTPConnection("127.0.0.1", int(fake.url.rsplit(":", 1)[1]))
-        for _ in range(2):
-            conn.request("GET", "/api/v1/version")
+        for path in ("/api/v1/version", "/api/v1/version"):
+            conn.request("GET", path)
             assert conn.getresponse().read()
         assert fake.connections == 1
     finally:
