@@ -55,6 +55,12 @@ test-libvirt: deps
 test-molecule: deps
 	molecule test --all
 
+## k3s_heavy_runner against the lab's kube-apiserver (kine, kwok-simulated pods) and the lab forge.
+test-k8s: deps
+	tests/lab/forge up
+	tests/lab/k8s up
+	$(PYTEST) tests/integration/k8s
+
 bench: deps bench-prune
 	tests/lab/libvirt up
 	.venv/bin/python tests/bench/vm_provisioning.py
