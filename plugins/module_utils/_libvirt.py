@@ -118,7 +118,7 @@ def fault_point(point: str) -> None:
     removed, so a test can kill libvirtd at that point before the run goes on.
     """
     spec = os.environ.get(FAULT_ENV, "")
-    name, _, how = spec.partition(":")
+    name, _sep, how = spec.partition(":")
     if name != point:
         return
     if how == "kill":
