@@ -170,7 +170,7 @@ def test_pod_spec_under_kwok(heavy: HeavyLab):
 def test_restarts_keep_one_identity(heavy: HeavyLab, tmp_path):
     (record,) = heavy.runners()
     stored = json.loads(heavy.secret()[f"{NAME}-0"])
-    assert stored["uuid"] == record["uuid"]
+    assert stored["id"] == record["id"]
     process = RunnerProcess(heavy, tmp_path, f"{NAME}-0")
     try:
         for attempt in range(3):
@@ -178,10 +178,10 @@ def test_restarts_keep_one_identity(heavy: HeavyLab, tmp_path):
             process.wait_online()
             process.stop()
             records = heavy.runners()
-            print(f"restart {attempt + 1}: {len(records)} record(s): {[r['uuid'] for r in records]}")
-            assert [r["uuid"] for r in records] == [stored["uuid"]]
+            print(f"restart {attempt + 1}: {len(records)} record(s): {[r['id'] for r in records]}")
+            assert [r["id"] for r in records] == [stored["id"]]
         assert heavy.run_ok() == 0
-        assert [r["uuid"] for r in heavy.runners()] == [stored["uuid"]]
+        assert [r["id"] for r in heavy.runners()] == [stored["id"]]
     finally:
         process.stop()
 
@@ -194,10 +194,10 @@ def test_scale_to_two_and_back_with_secrets_hidden(heavy: HeavyLab, tmp_path):
     secret = heavy.secret()
     assert sorted(secret) == [f"{NAME}-0", f"{NAME}-1"]
     second = json.loads(secret[f"{NAME}-1"])
-    assert json.loads(secret[f"{NAME}-0"])["uuid"] == first["uuid"]
+    assert json.loads(secret[f"{NAME}-0"])["id"] == first["id"]
     records = heavy.runners()
     assert sorted(r["name"] for r in records) == [f"{NAME}-0", f"{NAME}-1"]
-    assert {r["uuid"] for r in records} == {first["uuid"], second["uuid"]}
+    assert {r["id"] for r in records} == {first["id"], second["id"]}
 
     leaked = [s for s in heavy.secret_values() if s and s in proc.stdout + proc.stderr]
     assert not leaked, "a secret appears in the -vvv output"
@@ -212,7 +212,7 @@ def test_scale_to_two_and_back_with_secrets_hidden(heavy: HeavyLab, tmp_path):
         process.stop()
     assert heavy.run_ok(k3s_heavy_runner_replicas=1) > 0
     heavy.wait_ready(1)
-    assert [r["uuid"] for r in heavy.runners()] == [first["uuid"]]
+    assert [r["id"] for r in heavy.runners()] == [first["id"]]
     assert sorted(heavy.secret()) == [f"{NAME}-0"]
 
 
