@@ -1,0 +1,153 @@
+# Private to foundation.runners: not a public API, may change without notice.
+# Copyright: (c) foundation.runners contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The standby watchdog's I/O: configuration, state file, one poll of the forge, the standby's systemd unit.
+
+Each run (started by a systemd timer) observes once, decides once and prints one line for the journal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import typing as t
+
+from ansible_collections.foundation.runners.plugins.module_utils._forgejo import ForgejoClient
+from ansible_collections.foundation.runners.plugins.module_utils._watchdog_policy import (
+    FORGE_ERROR,
+    Decision,
+    Settings,
+    State,
+    decide,
+    status_text,
+)
+from ansible_collections.foundation.runners.plugins.module_utils._watchdog_signal import observe
+
+DEFAULT_CONFIG = "/etc/foundation-runners/watchdog.json"
+Runner = t.Callable[..., subprocess.CompletedProcess]
+
+
+def load_config(path: str) -> dict[str, t.Any]:
+    with open(path, encoding="utf-8") as handle:
+        config = json.load(handle)
+    missing = [k for k in ("api_url", "token_file", "primary_uuid", "unit", "state_file") if not config.get(k)]
+    if missing:
+        raise ValueError(f"{path}: missing {', '.join(missing)}")
+    return config
+
+
+def load_state(path: str) -> State:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return State.from_dict(json.load(handle))
+    except FileNotFoundError:
+        return State()
+
+
+def save_state(path: str, state: State) -> None:
+    """Write the state atomically, readable by root only."""
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".state-")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(state.to_dict(), handle, indent=1)
+    os.replace(tmp, path)
+
+
+class Unit:
+    """The standby runner's systemd unit, through systemctl (locally, or a prefix such as ssh HOST sudo)."""
+
+    def __init__(self, config: dict[str, t.Any], run: Runner):
+        self.name = config["unit"]
+        self.command = list(config.get("control_command") or ["systemctl"])
+        self._run = run
+
+    def active(self) -> bool:
+        return self._call("is-active", check=False).stdout.strip() == "active"
+
+    def apply(self, action: str) -> None:
+        # stop waits for the runner's graceful shutdown: the unit's TimeoutStopSec covers its shutdown_timeout.
+        self._call(action, check=True)
+
+    def _call(self, verb: str, check: bool) -> subprocess.CompletedProcess:
+        return self._run([*self.command, verb, self.name], capture_output=True, text=True, check=check)
+
+
+def poll(config: dict[str, t.Any], state: State, unit: Unit, now: float) -> tuple[Decision, int]:
+    """One observation, one decision, applied to the unit; the exit status says whether it was applied."""
+    params = {
+        "api_url": config["api_url"],
+        "api_token": _read_token(config["token_file"]),
+        "validate_certs": config.get("validate_certs", True),
+        "timeout": int(config.get("timeout", 10)),
+        "retries": 0,  # the next timer tick is the retry
+        "scope": config.get("scope", "instance"),
+        "org": config.get("org"),
+        "repo": config.get("repo"),
+    }
+    client = ForgejoClient(params)
+    try:
+        obs = observe(client, {**config, **params}, state, now)
+    finally:
+        client.close()
+    settings = Settings(int(config.get("start_after", 3)), int(config.get("stop_after", 2)))
+    before = state.standby
+    decision = decide(state, obs, settings)
+    if decision.action == "hold" and obs.primary != FORGE_ERROR:
+        decision = _reconcile(state, unit, decision, obs.standby_busy)
+    if decision.action == "hold":
+        return decision, 0
+    try:
+        unit.apply(decision.action)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        state.standby = before
+        detail = getattr(exc, "stderr", "") or str(exc)
+        return Decision("hold", f"{decision.action} {unit.name} failed, will retry: {detail.strip()}"), 1
+    return decision, 0
+
+
+def _reconcile(state: State, unit: Unit, decision: Decision, busy: bool) -> Decision:
+    """Bring the unit back to what the watchdog wants when someone or something changed it."""
+    active = unit.active()
+    if state.standby == "running" and not active:
+        return Decision("start", f"{unit.name} is not running although the primary is down; {decision.reason}")
+    if state.standby == "stopped" and active and not busy:
+        return Decision("stop", f"{unit.name} runs although the primary is up (strict standby); {decision.reason}")
+    return decision
+
+
+def _read_token(path: str) -> str:
+    with open(path, encoding="utf-8") as handle:
+        return handle.read().strip()
+
+
+def main(argv: list[str] | None = None, clock: t.Callable[[], float] = time.time, run: Runner = subprocess.run) -> int:
+    parser = argparse.ArgumentParser(description="Start the standby runner while the primary is offline.")
+    parser.add_argument("--config", default=DEFAULT_CONFIG)
+    parser.add_argument("--status", action="store_true", help="print the state, the last observations and why")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+        state = load_state(config["state_file"])
+    except (OSError, ValueError) as exc:
+        print(f"watchdog: cannot start: {exc}", file=sys.stderr)
+        return 2
+    if args.status:
+        print(status_text(state, clock()))
+        return 0
+    try:
+        decision, code = poll(config, state, Unit(config, run), clock())
+    except (OSError, ValueError) as exc:
+        print(f"hold: cannot poll: {exc}", file=sys.stderr)
+        return 1
+    save_state(config["state_file"], state)
+    print(f"{decision.action}: {decision.reason}", flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+# Private to foundation.runners: not a public API, may change without notice.
+# Copyright: (c) foundation.runners contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the standby watchdog reads from the forge: one observation of the primary runner per poll."""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible_collections.foundation.runners.plugins.module_utils._forgejo import (
+    FeatureUnsupported,
+    ForgejoClient,
+    ForgejoError,
+    Scope,
+    page_items,
+)
+from ansible_collections.foundation.runners.plugins.module_utils._watchdog_policy import (
+    FORGE_ERROR,
+    PRIMARY_OFFLINE,
+    PRIMARY_ONLINE,
+    Observation,
+    State,
+    oldest_wait,
+)
+
+# Forgejo 15 moved the admin jobs listing under /admin/actions; 11 to 14 have it at /admin/runners/jobs.
+JOBS_PATH_V15 = "/admin/actions/runners/jobs"
+JOBS_PATH_V11 = "/admin/runners/jobs"
+
+
+def observe(client: ForgejoClient, config: dict[str, t.Any], state: State, now: float) -> Observation:
+    """One observation: the runners API where the forge has it, else the age of the oldest waiting job."""
+    try:
+        if client.version.has_runner_management and config.get("signal", "auto") != "jobs":
+            return _from_runners(client, config, now)
+        return _from_jobs(client, config, state, now)
+    except (ForgejoError, FeatureUnsupported) as exc:
+        return Observation(now, FORGE_ERROR, str(exc))
+
+
+def _from_runners(client: ForgejoClient, config: dict[str, t.Any], now: float) -> Observation:
+    runners = client.list_runners(Scope.from_params(config))
+    by_uuid = {r["uuid"]: r for r in runners}
+    primary = by_uuid.get(config["primary_uuid"])
+    if primary is None:
+        # A registration the forge no longer knows can never come back online: treat it as offline, loudly.
+        return Observation(now, PRIMARY_OFFLINE, f"primary {config['primary_uuid']} is not registered on the forge")
+    standby = by_uuid.get(config.get("standby_uuid") or "", {})
+    busy = standby.get("status") == "active"
+    seen = PRIMARY_OFFLINE if primary["status"] == "offline" else PRIMARY_ONLINE
+    detail = f"primary {primary['name']} {primary['status']}, standby {standby.get('status', 'unknown')}"
+    return Observation(now, seen, detail, standby_busy=busy)
+
+
+def _from_jobs(client: ForgejoClient, config: dict[str, t.Any], state: State, now: float) -> Observation:
+    labels = ",".join(config.get("labels") or ["fenced"])
+    path = JOBS_PATH_V15 if client.version.flavour == "forgejo" and client.version.release[0] >= 15 else JOBS_PATH_V11
+    data, _headers = client.request("GET", path, {"labels": labels})
+    waiting = [str(job.get("id")) for job in page_items(data) if str(job.get("status", "waiting")) == "waiting"]
+    age = oldest_wait(state, waiting, now)
+    threshold = float(config.get("job_wait_threshold", 60))
+    seen = PRIMARY_OFFLINE if age >= threshold else PRIMARY_ONLINE
+    detail = f"{len(waiting)} {labels} job(s) waiting, oldest {age:.0f} s (threshold {threshold:.0f} s)"
+    return Observation(now, seen, detail)

@@ -1,0 +1,106 @@
+"""The watchdog program: configuration, the state file across restarts, --status, the unit, a fake forge."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from fake_forgejo import READ_ADMIN_TOKEN
+
+from ansible_collections.foundation.runners.plugins.module_utils._watchdog_main import main
+
+
+class Systemctl:
+    """Records systemctl calls and answers is-active from its own idea of the unit."""
+
+    def __init__(self, active=False, fail=False):
+        self.active, self.fail, self.calls = active, fail, []
+
+    def __call__(self, argv, **kwargs):
+        verb = argv[-2]
+        self.calls.append(verb)
+        if verb == "is-active":
+            return subprocess.CompletedProcess(argv, 0, "active\n" if self.active else "inactive\n", "")
+        if self.fail:
+            raise subprocess.CalledProcessError(1, argv, "", "Failed to start runner.service: Access denied\n")
+        self.active = verb == "start"
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+
+@pytest.fixture
+def setup(forge, tmp_path):
+    primary = forge.add_runner("crunchy01", status="idle")
+    forge.add_runner("brix02", status="offline")
+    token = tmp_path / "token"
+    token.write_text(READ_ADMIN_TOKEN + "\n")
+    config = {
+        "api_url": forge.url,
+        "token_file": str(token),
+        "primary_uuid": primary["uuid"],
+        "unit": "runner.service",
+        "state_file": str(tmp_path / "state.json"),
+        "start_after": 2,
+        "stop_after": 2,
+    }
+    path = tmp_path / "watchdog.json"
+    path.write_text(json.dumps(config))
+    return forge, primary, str(path), tmp_path / "state.json"
+
+
+def run(config, clock, systemctl, *extra):
+    return main(["--config", config, *extra], clock=lambda: clock, run=systemctl)
+
+
+def test_start_after_n_and_state_survives_restarts(setup, capsys):
+    _forge, primary, config, state_file = setup
+    unit = Systemctl()
+    assert run(config, 100, unit) == 0
+    primary["status"] = "offline"
+    assert run(config, 110, unit) == 0 and unit.calls[-1] == "is-active"  # 1/2: each run is a new process
+    assert run(config, 120, unit) == 0 and unit.calls[-1] == "start"
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and lines[-1].startswith("start: primary offline: primary crunchy01 offline")
+    assert json.loads(state_file.read_text())["standby"] == "running"
+    assert run(config, 125, unit, "--status") == 0
+    status = capsys.readouterr().out
+    assert "standby: running (since 5 s ago)" in status and "primary offline: primary crunchy01 offline" in status
+
+
+def test_forge_error_changes_nothing_and_says_why(setup, capsys):
+    forge, _primary, config, state_file = setup
+    unit = Systemctl(active=True)
+    state_file.write_text(json.dumps({"standby": "running"}))
+    forge.fail_next = [502, 502]
+    assert run(config, 100, unit) == 0 and run(config, 110, unit) == 0
+    assert unit.calls == []
+    out = capsys.readouterr().out
+    assert out.count("hold: forge error, standby stays running: Request GET") == 2
+    assert "[502] injected failure" in out
+
+
+def test_failed_start_is_reported_and_retried(setup, capsys):
+    _forge, primary, config, state_file = setup
+    primary["status"] = "offline"
+    unit = Systemctl(fail=True)
+    run(config, 100, unit)
+    assert run(config, 110, unit) == 1
+    assert (
+        "start runner.service failed, will retry: Failed to start runner.service: Access denied"
+        in capsys.readouterr().out
+    )
+    assert json.loads(state_file.read_text())["standby"] == "stopped"
+
+
+def test_strict_standby_stops_a_unit_started_by_hand(setup, capsys):
+    _forge, _primary, config, _state_file = setup
+    unit = Systemctl(active=True)
+    assert run(config, 100, unit) == 0 and unit.calls == ["is-active", "stop"]
+    assert "runs although the primary is up (strict standby)" in capsys.readouterr().out
+
+
+def test_bad_configuration_names_the_file(tmp_path, capsys):
+    path = tmp_path / "watchdog.json"
+    path.write_text(json.dumps({"api_url": "http://forge"}))
+    assert main(["--config", str(path)]) == 2
+    assert f"{path}: missing token_file, primary_uuid, unit, state_file" in capsys.readouterr().err
