@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 from ansible_collections.foundation.runners.plugins.module_utils._forgejo import ForgejoClient, ForgejoError, Scope
 
-# Deletions between two reads of which runners are online: a runner that comes back online is seen by the
-# next read, so at most this many DELETEs (a fraction of a second) separate a runner's last check from its own.
+# Candidates per read of which runners are online: a runner that comes back online is seen by the next read,
+# so at most this many DELETEs, plus those queued, separate a runner's last check from its own deletion.
 RECHECK_EVERY = 100
+QUEUED_PER_WORKER = 2  # DELETEs handed to the pool ahead, so that no worker waits for the next one
 PROGRESS_EVERY = 10.0  # seconds between progress messages
 
 
@@ -53,7 +54,7 @@ class Pruner:
                 if runner["id"] in online:
                     self.outcome.kept_online.append(online[runner["id"]])
                     continue
-                if len(in_flight) >= self.parallelism:
+                if len(in_flight) >= QUEUED_PER_WORKER * self.parallelism:
                     done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                     self._collect(done)
                 if self.outcome.error:

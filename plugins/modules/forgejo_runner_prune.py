@@ -18,12 +18,12 @@ description:
   - Deletion goes oldest first, with up to O(parallelism) requests in flight over reused connections. Before
     every 100 deletions one request reads the head of the runner listing, where Forgejo and Gitea list online
     runners first, and a candidate that came back online since the listing is kept and returned in
-    RV(kept_online). So at most 100 deletions (a fraction of a second) pass between a runner's last status
-    check and its own deletion.
+    RV(kept_online). So at most 100 deletions, plus the few handed out ahead (two per O(parallelism)), pass
+    between a runner's last status check and its own deletion: a fraction of a second on the lab forge.
   - If a server does not list online runners first, the module notices it in the listing and instead reads
     each candidate again just before deleting it, which costs one more request per runner.
-  - A failure stops the run after the requests in flight; the error result still lists in RV(pruned) what
-    was deleted. Requests that fail with 429, 502, 503 or 504 are retried (O(retries)).
+  - A failure stops the run once the deletions already handed out have finished; the error result still
+    lists in RV(pruned) what was deleted. Requests that fail with 429, 502, 503 or 504 are retried (O(retries)).
   - Long runs log their progress every 10 seconds through the module's log (syslog or the journal of the
     host that runs the module). Use C(async) to run a prune of many thousands of runners in the background.
   - On Forgejo older than 15 the module fails and changes nothing; there, the C(cleanup_offline_runners)
