@@ -35,7 +35,9 @@ Runner = t.Callable[..., subprocess.CompletedProcess]
 def load_config(path: str) -> dict[str, t.Any]:
     with open(path, encoding="utf-8") as handle:
         config = json.load(handle)
-    missing = [k for k in ("api_url", "token_file", "primary_uuid", "unit", "state_file") if not config.get(k)]
+    missing = [k for k in ("api_url", "token_file", "unit", "state_file") if not config.get(k)]
+    if not (config.get("primary_uuid") or config.get("primary_id")):
+        missing.append("primary_uuid or primary_id")
     if missing:
         raise ValueError(f"{path}: missing {', '.join(missing)}")
     return config

@@ -40,16 +40,24 @@ def observe(client: ForgejoClient, config: dict[str, t.Any], state: State, now: 
 
 def _from_runners(client: ForgejoClient, config: dict[str, t.Any], now: float) -> Observation:
     runners = client.list_runners(Scope.from_params(config))
-    by_uuid = {r["uuid"]: r for r in runners}
-    primary = by_uuid.get(config["primary_uuid"])
+    primary = find_runner(runners, config.get("primary_uuid"), config.get("primary_id"))
     if primary is None:
         # A registration the forge no longer knows can never come back online: treat it as offline, loudly.
-        return Observation(now, PRIMARY_OFFLINE, f"primary {config['primary_uuid']} is not registered on the forge")
-    standby = by_uuid.get(config.get("standby_uuid") or "", {})
+        who = config.get("primary_uuid") or f"id {config.get('primary_id')}"
+        return Observation(now, PRIMARY_OFFLINE, f"primary {who} is not registered on the forge")
+    standby = find_runner(runners, config.get("standby_uuid"), config.get("standby_id")) or {}
     busy = standby.get("status") == "active"
     seen = PRIMARY_OFFLINE if primary["status"] == "offline" else PRIMARY_ONLINE
     detail = f"primary {primary['name']} {primary['status']}, standby {standby.get('status', 'unknown')}"
     return Observation(now, seen, detail, standby_busy=busy)
+
+
+def find_runner(runners: list[dict[str, t.Any]], uuid: str | None, runner_id: int | None) -> dict[str, t.Any] | None:
+    """The runner with this uuid (Forgejo), or with this id where the forge lists no uuids (Gitea)."""
+    for runner in runners:
+        if (uuid and runner["uuid"] == uuid) or (runner_id and runner["id"] == int(runner_id)):
+            return runner
+    return None
 
 
 def _from_jobs(client: ForgejoClient, config: dict[str, t.Any], state: State, now: float) -> Observation:

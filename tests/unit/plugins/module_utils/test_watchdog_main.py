@@ -103,4 +103,4 @@ def test_bad_configuration_names_the_file(tmp_path, capsys):
     path = tmp_path / "watchdog.json"
     path.write_text(json.dumps({"api_url": "http://forge"}))
     assert main(["--config", str(path)]) == 2
-    assert f"{path}: missing token_file, primary_uuid, unit, state_file" in capsys.readouterr().err
+    assert f"{path}: missing token_file, unit, state_file, primary_uuid or primary_id" in capsys.readouterr().err

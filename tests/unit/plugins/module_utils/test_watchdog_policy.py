@@ -73,8 +73,8 @@ class FakeClient:
         if self.world.standby_on or self.world.draining:
             standby = "active" if self.world.standby_busy() else "idle"
         return [
-            {"uuid": "p-uuid", "name": "crunchy01", "status": primary},
-            {"uuid": "s-uuid", "name": "brix02", "status": standby},
+            {"id": 1, "uuid": "p-uuid", "name": "crunchy01", "status": primary},
+            {"id": 2, "uuid": "s-uuid", "name": "brix02", "status": standby},
         ]
 
     def request(self, method, path, query=None):
@@ -190,6 +190,11 @@ def test_status_names_state_reason_and_observations():
 def test_state_round_trips_through_a_dict():
     state = State(standby="running", offline_streak=4, waiting_since={"7": 12.0})
     assert State.from_dict({**state.to_dict(), "unknown_future_key": 1}) == state
+
+
+def test_primary_found_by_id_where_the_forge_lists_no_uuid():
+    obs = observe(FakeClient(World([], [], [])), {"primary_id": 1, "standby_id": 2, "scope": "instance"}, State(), 0)
+    assert (obs.primary, obs.detail) == (PRIMARY_ONLINE, "primary crunchy01 idle, standby offline")
 
 
 def test_unregistered_primary_counts_as_offline():
