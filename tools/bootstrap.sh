@@ -18,6 +18,8 @@ APT_PACKAGES=(
   iproute2 iptables bridge-utils netcat-openbsd openssh-client openssh-server iputils-ping
   # forge lab
   sqlite3 git curl jq
+  # container jobs of the lab runner (dockerd started by tests/lab/docker)
+  docker.io
   # Kubernetes lab (certificates; kine's SQLite driver is built with cgo and gcc)
   openssl
   # lint of the lab scripts
