@@ -1,0 +1,151 @@
+"""fenced_runner refuses bad inputs in preflight, with a message naming the fix, before anything changes.
+
+The role runs for real (not in check mode) against the controller. Its forge is a small local HTTP
+server, and its libvirt host is libvirt's built-in test:///default driver, whose domain "test" was
+not created by the collection. A bad input that slipped through preflight would reach the VM task,
+which the test sees in the output.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+PLAYBOOK = Path(__file__).resolve().parent / "fenced_runner" / "preflight.yml"
+HEX = "ab" * 32
+
+
+class _Forge(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - the http.server hook's name
+        body = json.dumps({"version": "1.27.3"}).encode()
+        self.send_response(200 if self.path == "/api/v1/version" else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def forge_url() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Forge)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _valid(forge_url: str) -> dict[str, Any]:
+    return {
+        "ansible_python_interpreter": str(ROOT / ".venv" / "bin" / "python"),
+        "fenced_runner_name": "frtest-runner-01",
+        "fenced_runner_libvirt_uri": "test:///default",
+        "fenced_runner_subnet": "192.168.1.0/24",
+        "fenced_runner_ip_address": "192.168.1.16/24",
+        "fenced_runner_gateway": "192.168.1.1",
+        "fenced_runner_ssh_authorized_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFrtestkey frtest"],
+        "fenced_runner_binary_checksum": f"sha256:{HEX}",
+        "fenced_runner_forgejo_url": forge_url,
+        "fenced_runner_forgejo_api_token": "frtest-not-a-real-token",
+        "fenced_runner_boot_timeout": 1,
+    }
+
+
+def _run(extra_vars: dict[str, Any], *options: str) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".ansible" / "collections"),
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_HOST_KEY_CHECKING": "false",
+    }
+    command = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,", "-c", "local"]
+    command += [str(PLAYBOOK), "-e", json.dumps(extra_vars), *options]
+    return subprocess.run(command, capture_output=True, text=True, env=env, check=False, timeout=300)
+
+
+# (case id, variables changed from the valid set, text the error must contain)
+BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
+    ("name-empty", {"fenced_runner_name": ""}, "is not a valid VM and runner name"),
+    ("name-characters", {"fenced_runner_name": "runner 02!"}, "is not a valid VM and runner name"),
+    ("image-checksum-missing", {"fenced_runner_image_checksum": ""}, "Take it from the SHA256SUMS file"),
+    ("image-checksum-md5", {"fenced_runner_image_checksum": "md5:" + "a" * 32}, "fenced_runner_image_checksum 'md5:"),
+    ("ip-not-cidr", {"fenced_runner_ip_address": "192.168.1.16"}, "is not an IPv4 address in CIDR notation"),
+    ("ip-bad-octet", {"fenced_runner_ip_address": "192.168.1.300/24"}, "is not an IPv4 address in CIDR notation"),
+    ("ip-outside-subnet", {"fenced_runner_ip_address": "10.0.0.16/24"}, "is outside the subnet 192.168.1.0/24"),
+    ("ip-other-prefix", {"fenced_runner_ip_address": "192.168.1.16/16"}, "is outside the subnet 192.168.1.0/24"),
+    ("gateway-outside-subnet", {"fenced_runner_gateway": "10.0.0.1"}, "fenced_runner_gateway '10.0.0.1' is not an address inside"),
+    (
+        "subnet-unknown",
+        {"fenced_runner_subnet": "", "fenced_runner_bridge": "frnobr0"},
+        "the subnet of frnobr0 is unknown",
+    ),
+    ("label-scheme", {"fenced_runner_labels": ["fenced:kubernetes://pod"]}, "labels of an unknown form: fenced:kubernetes://pod"),
+    ("labels-empty", {"fenced_runner_labels": []}, "fenced_runner_labels is empty"),
+    ("vcpus-zero", {"fenced_runner_vcpus": 0}, "a VM needs at least 1 vCPU"),
+    ("memory-unit", {"fenced_runner_memory": "32GB"}, "fenced_runner_memory '32GB' is not a size"),
+    ("capacity-zero", {"fenced_runner_capacity": 0}, "must take at least 1 job"),
+    ("job-timeout", {"fenced_runner_job_timeout": "forever"}, "is not a Go duration"),
+    ("binary-checksum-missing", {"fenced_runner_binary_checksum": ""}, "Take it from the .sha256 file"),
+    ("binary-url-scheme", {"fenced_runner_binary_url": "ftp://example.invalid/forgejo-runner"}, "is not an http(s) URL"),
+    ("runner-user-root", {"fenced_runner_user": "root"}, "the runner never runs as root"),
+    (
+        "docker-repo-http",
+        {"fenced_runner_docker_source": "repo", "fenced_runner_docker_repo_url": "http://download.docker.com/linux/ubuntu"},
+        "fenced_runner_docker_repo_url and fenced_runner_docker_repo_key_url must be https URLs",
+    ),
+    ("docker-source-unknown", {"fenced_runner_docker_source": "snap"}, "fenced_runner_docker_source"),
+    ("registration-unknown", {"fenced_runner_registration": "ldap"}, "fenced_runner_registration"),
+    ("domain-type-unknown", {"fenced_runner_domain_type": "xen"}, "fenced_runner_domain_type"),
+    ("forge-url-scheme", {"fenced_runner_forgejo_url": "forge.example.org"}, "is not the forge's http(s) base URL"),
+    ("forge-token-empty", {"fenced_runner_forgejo_api_token": ""}, "fenced_runner_forgejo_api_token is empty"),
+    ("ssh-keys-empty", {"fenced_runner_ssh_authorized_keys": []}, "nobody could log in to the VM"),
+    ("retire-self", {"fenced_runner_retire": ["frtest-runner-01"]}, "fenced_runner_retire lists the runner itself"),
+    ("guest-host-missing", {"fenced_runner_vm_managed": False}, "fenced_runner_guest_host must name"),
+    ("vm-name-foreign", {"fenced_runner_name": "test"}, "the libvirt domain(s) test on localhost"),
+    ("retire-foreign", {"fenced_runner_retire": ["test"]}, "the libvirt domain(s) test on localhost"),
+]
+
+
+@pytest.mark.parametrize(("changes", "expected"), [case[1:] for case in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_stops_in_preflight(forge_url: str, changes: dict[str, Any], expected: str) -> None:
+    result = _run({**_valid(forge_url), **changes})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert expected in output, output
+    assert "Create and start the runner VM" not in output, output
+    assert "changed=0" in output, output
+
+
+def test_forge_not_answering(forge_url: str) -> None:
+    result = _run({**_valid(forge_url), "fenced_runner_forgejo_url": f"http://127.0.0.1:{_closed_port()}"})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "does not answer GET /api/v1/version" in output, output
+    assert "frtest-not-a-real-token" not in output, output
+    assert "Create and start the runner VM" not in output, output
+
+
+def test_valid_inputs_pass_preflight(forge_url: str) -> None:
+    result = _run(_valid(forge_url), "--tags", "fenced_runner_preflight")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "forge 1.27.3" in output, output
+    assert "frtest-not-a-real-token" not in output, output
