@@ -26,7 +26,7 @@ HEX = "ab" * 32
 
 
 class _Forge(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the http.server hook's name
+    def do_GET(self) -> None:
         body = json.dumps({"version": "1.27.3"}).encode()
         self.send_response(200 if self.path == "/api/v1/version" else 404)
         self.send_header("Content-Type", "application/json")
@@ -91,24 +91,39 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
     ("ip-bad-octet", {"fenced_runner_ip_address": "192.168.1.300/24"}, "is not an IPv4 address in CIDR notation"),
     ("ip-outside-subnet", {"fenced_runner_ip_address": "10.0.0.16/24"}, "is outside the subnet 192.168.1.0/24"),
     ("ip-other-prefix", {"fenced_runner_ip_address": "192.168.1.16/16"}, "is outside the subnet 192.168.1.0/24"),
-    ("gateway-outside-subnet", {"fenced_runner_gateway": "10.0.0.1"}, "fenced_runner_gateway '10.0.0.1' is not an address inside"),
+    (
+        "gateway-outside-subnet",
+        {"fenced_runner_gateway": "10.0.0.1"},
+        "fenced_runner_gateway '10.0.0.1' is not an address inside",
+    ),
     (
         "subnet-unknown",
         {"fenced_runner_subnet": "", "fenced_runner_bridge": "frnobr0"},
         "the subnet of frnobr0 is unknown",
     ),
-    ("label-scheme", {"fenced_runner_labels": ["fenced:kubernetes://pod"]}, "labels of an unknown form: fenced:kubernetes://pod"),
+    (
+        "label-scheme",
+        {"fenced_runner_labels": ["fenced:kubernetes://pod"]},
+        "labels of an unknown form: fenced:kubernetes://pod",
+    ),
     ("labels-empty", {"fenced_runner_labels": []}, "fenced_runner_labels is empty"),
     ("vcpus-zero", {"fenced_runner_vcpus": 0}, "a VM needs at least 1 vCPU"),
     ("memory-unit", {"fenced_runner_memory": "32GB"}, "fenced_runner_memory '32GB' is not a size"),
     ("capacity-zero", {"fenced_runner_capacity": 0}, "must take at least 1 job"),
     ("job-timeout", {"fenced_runner_job_timeout": "forever"}, "is not a Go duration"),
     ("binary-checksum-missing", {"fenced_runner_binary_checksum": ""}, "Take it from the .sha256 file"),
-    ("binary-url-scheme", {"fenced_runner_binary_url": "ftp://example.invalid/forgejo-runner"}, "is not an http(s) URL"),
+    (
+        "binary-url-scheme",
+        {"fenced_runner_binary_url": "ftp://example.invalid/forgejo-runner"},
+        "is not an http(s) URL",
+    ),
     ("runner-user-root", {"fenced_runner_user": "root"}, "the runner never runs as root"),
     (
         "docker-repo-http",
-        {"fenced_runner_docker_source": "repo", "fenced_runner_docker_repo_url": "http://download.docker.com/linux/ubuntu"},
+        {
+            "fenced_runner_docker_source": "repo",
+            "fenced_runner_docker_repo_url": "http://download.docker.com/linux/ubuntu",
+        },
         "fenced_runner_docker_repo_url and fenced_runner_docker_repo_key_url must be https URLs",
     ),
     ("docker-source-unknown", {"fenced_runner_docker_source": "snap"}, "fenced_runner_docker_source"),
