@@ -99,7 +99,7 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
     (
         "subnet-unknown",
         {"fenced_runner_subnet": "", "fenced_runner_bridge": "frnobr0"},
-        "the subnet of frnobr0 is unknown",
+        "taken from the IPv4 address of localhost on frnobr0, and there is none",
     ),
     (
         "label-scheme",
