@@ -12,7 +12,7 @@ import signal
 import struct
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -337,39 +337,35 @@ def upload_volume(conn: Any, vol: Any, source: Any, length: int) -> None:
         raise
 
 
-def download_volume(conn: Any, vol: Any, length: int) -> bytes:
-    """Read the first ``length`` bytes of a volume through a libvirt stream (virStorageVolDownload)."""
+def read_volume(conn: Any, vol: Any, length: int, what: str) -> Iterator[bytes]:
+    """The first ``length`` bytes of a volume (0: all of it) in chunks, through virStorageVolDownload.
+
+    ``what`` names the reading in an error, e.g. "download of volume 'x'".
+    """
     stream = conn.newStream(0)
-    chunks: list[bytes] = []
     try:
         vol.download(stream, 0, length, 0)
         while True:
             data = stream.recv(STREAM_CHUNK)
             if not data or not isinstance(data, bytes):
                 break
-            chunks.append(data)
+            yield data
         stream.finish()
     except libvirt.libvirtError as exc:
         abort_quietly(stream)
-        raise LibvirtVmError(f"download of volume {vol.name()!r} failed: {err(exc)}") from exc
-    return b"".join(chunks)
+        raise LibvirtVmError(f"{what} failed: {err(exc)}") from exc
+
+
+def download_volume(conn: Any, vol: Any, length: int) -> bytes:
+    """Read the first ``length`` bytes of a volume."""
+    return b"".join(read_volume(conn, vol, length, f"download of volume {vol.name()!r}"))
 
 
 def sha256_volume(conn: Any, vol: Any) -> str:
-    """SHA-256 of a volume's content, streamed (virStorageVolDownload) without holding it in memory."""
-    stream = conn.newStream(0)
+    """SHA-256 of a volume's content, streamed without holding it in memory."""
     digest = hashlib.sha256()
-    try:
-        vol.download(stream, 0, 0, 0)
-        while True:
-            data = stream.recv(STREAM_CHUNK)
-            if not data or not isinstance(data, bytes):
-                break
-            digest.update(data)
-        stream.finish()
-    except libvirt.libvirtError as exc:
-        abort_quietly(stream)
-        raise LibvirtVmError(f"reading volume {vol.name()!r} to verify it failed: {err(exc)}") from exc
+    for chunk in read_volume(conn, vol, 0, f"reading volume {vol.name()!r} to verify it"):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
