@@ -1,0 +1,100 @@
+"""A lab runner (tests/lab/lab-runner) run as a process of the test: its own directory with .runner and
+config.yml, registered with forgejo-runner's command line and stopped with SIGTERM as systemd would."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from lab_workflows import LabForge
+
+
+def config_yml(capacity: int = 1, shutdown_timeout: str = "0s", docker_host: str = "", workdir_parent: str = "") -> str:
+    return (
+        "log:\n  level: info\n"
+        "runner:\n  file: .runner\n"
+        f"  capacity: {capacity}\n  timeout: 10m\n  shutdown_timeout: {shutdown_timeout}\n  fetch_interval: 1s\n"
+        "container:\n  network: host\n  privileged: false\n"
+        f"  docker_host: {json.dumps(docker_host)}\n  force_pull: false\n"
+        f"host:\n  workdir_parent: {json.dumps(workdir_parent)}\n"
+    )
+
+
+class LabRunnerProcess:
+    def __init__(self, binary: str, forge: LabForge, directory: Path, labels: list[str], prefix: str = "rn"):
+        self.binary, self.forge, self.dir, self.labels = binary, forge, directory, labels
+        self.name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        self.proc: subprocess.Popen | None = None
+        self.first_id = 0  # the id of its first registration; records are looked up from there
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / "daemon.log"
+
+    def configure(self, **options) -> None:
+        options.setdefault("workdir_parent", str(self.dir / "work"))
+        (self.dir / "config.yml").write_text(config_yml(**options))
+
+    def register(self, check: bool = True) -> subprocess.CompletedProcess:
+        command = [self.binary, "register", "--no-interactive", "--instance", self.forge.url]
+        command += ["--token", self.forge.registration_token(), "--name", self.name, "--labels", ",".join(self.labels)]
+        proc = subprocess.run(command, cwd=self.dir, capture_output=True, text=True, check=False)
+        if check and proc.returncode != 0:
+            pytest.fail(f"register {self.name} failed ({proc.returncode}): {proc.stderr}")
+        if proc.returncode == 0 and not self.first_id:
+            self.first_id = self.state()["id"]
+        return proc
+
+    def state(self) -> dict:
+        return json.loads((self.dir / ".runner").read_text())
+
+    def start(self) -> None:
+        if not (self.dir / "config.yml").exists():
+            self.configure()
+        log = self.log_path.open("a")
+        self.proc = subprocess.Popen(
+            [self.binary, "daemon", "--config", "config.yml"], cwd=self.dir, stdout=log, stderr=log
+        )
+        deadline = time.monotonic() + 30
+        while "declared" not in self.log_path.read_text():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"{self.name} did not start: {self.log_path.read_text()[-2000:]}")
+            time.sleep(0.1)
+
+    def terminate(self) -> float:
+        """Sends SIGTERM; returns when."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return time.time()
+
+    def wait_exit(self, timeout: float) -> float:
+        """Waits for the process to exit; returns when it did."""
+        assert self.proc is not None
+        self.proc.wait(timeout=timeout)
+        return time.time()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def records(self) -> list[dict]:
+        """This runner's records on the forge (one, if its identity holds)."""
+        return [r for r in self.forge.runners(since_id=self.first_id) if r["name"] == self.name]
+
+    def remove(self) -> None:
+        """Stops the daemon and deletes its records from the forge."""
+        self.stop()
+        for record in self.records():
+            self.forge.delete_runner(record["id"])
