@@ -148,6 +148,11 @@ func (d *Daemon) fetch(ctx context.Context, tasksVersion *int64) (*runnerv1.Task
 		return nil, err
 	}
 	*tasksVersion = resp.Msg.TasksVersion
+	if resp.Msg.Task != nil {
+		// The forge answers "nothing new" to a fetch at an unchanged version, and taking a task does not
+		// change it; without this reset a second free slot would wait for some other change.
+		*tasksVersion = 0
+	}
 	return resp.Msg.Task, nil
 }
 
