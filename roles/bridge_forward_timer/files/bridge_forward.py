@@ -123,15 +123,14 @@ def ensure(command: str, rule: list[str], dry_run: bool) -> bool:
 
 
 def remove(command: str, rule: list[str], dry_run: bool) -> bool:
-    removed = False
-    for _ in range(MAX_DELETIONS):
-        if not present(command, rule):
-            break
-        removed = True
+    """Delete every copy of the rule (at most MAX_DELETIONS); True if there was one."""
+    deletions = 0
+    while deletions < MAX_DELETIONS and present(command, rule):
         if dry_run:
-            break
+            return True
         checked([command, "-w", "-D", "FORWARD", *rule])
-    return removed
+        deletions += 1
+    return deletions > 0
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
