@@ -4,6 +4,7 @@
 """The standby watchdog's I/O: configuration, state file, one poll of the forge, the standby's systemd unit.
 
 Each run (started by a systemd timer) observes once, decides once and prints one line for the journal.
+The entry point is the role's /usr/local/sbin/foundation-runner-watchdog, which calls main().
 """
 
 from __future__ import annotations
@@ -136,20 +137,22 @@ def main(argv: list[str] | None = None, clock: t.Callable[[], float] = time.time
         config = load_config(args.config)
         state = load_state(config["state_file"])
     except (OSError, ValueError) as exc:
-        print(f"watchdog: cannot start: {exc}", file=sys.stderr)
+        _say(sys.stderr, f"watchdog: cannot start: {exc}")
         return 2
     if args.status:
-        print(status_text(state, clock()))
+        _say(sys.stdout, status_text(state, clock()))
         return 0
     try:
         decision, code = poll(config, state, Unit(config, run), clock())
     except (OSError, ValueError) as exc:
-        print(f"hold: cannot poll: {exc}", file=sys.stderr)
+        _say(sys.stderr, f"hold: cannot poll: {exc}")
         return 1
     save_state(config["state_file"], state)
-    print(f"{decision.action}: {decision.reason}", flush=True)
+    _say(sys.stdout, f"{decision.action}: {decision.reason}")
     return code
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _say(stream: t.TextIO, line: str) -> None:
+    """One line for the journal (the service's stdout and stderr go there)."""
+    stream.write(line + "\n")
+    stream.flush()

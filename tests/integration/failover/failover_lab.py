@@ -63,6 +63,18 @@ class Forge:
         self.read_token = self.env["FORGE_GITEA_TOKEN_READ_ADMIN"]
         self.session = requests.Session()
         self.workflows = 0
+        self.remove_workflows()
+
+    def remove_workflows(self) -> None:
+        """Workflows left by an earlier run would run again on every push."""
+        owner = self.env["FORGE_GITEA_TOKEN_OWNER"]
+        try:
+            files = self.api("GET", "/repos/fleet/ci/contents/.gitea/workflows", owner)
+        except requests.HTTPError:
+            return
+        for item in files:
+            body = {"sha": item["sha"], "message": "clean"}
+            self.api("DELETE", f"/repos/fleet/ci/contents/{item['path']}", owner, json=body)
 
     def api(self, method: str, path: str, token: str, **kwargs):
         resp = self.session.request(
@@ -86,8 +98,9 @@ class Forge:
         """Commit a workflow with `jobs` fenced jobs that each sleep `seconds`; returns its file name."""
         self.workflows += 1
         name = f"wd-{os.getpid()}-{self.workflows}-{int(time.time())}"
+        # Only a push of this very file runs it: every workflow in the repository runs on every matching push.
         body = {
-            "on": "push",
+            "on": {"push": {"paths": [f".gitea/workflows/{name}.yml"]}},
             "jobs": {f"j{i}": {"runs-on": "fenced", "steps": [{"run": f"sleep {seconds}"}]} for i in range(jobs)},
         }
         content = base64.b64encode(yaml.safe_dump(body).encode()).decode()
@@ -183,6 +196,7 @@ class Container:
 Description=Standby lab runner (stands in for the fenced_runner unit in the VM)
 [Service]
 WorkingDirectory={RUNNER_DIR}
+Environment=HOME={RUNNER_DIR}
 ExecStart=/usr/local/bin/forgejo-runner daemon --config {RUNNER_DIR}/config.yml
 KillSignal=SIGTERM
 TimeoutStopSec={SHUTDOWN_TIMEOUT + 30}
