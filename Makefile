@@ -6,7 +6,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/tests/ansible.cfg
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 PYTEST := tools/pytest
 
-TEST_PARTS := test-lint test-sanity test-unit test-forgejo test-libvirt test-molecule
+TEST_PARTS := test-lint test-sanity test-unit test-forgejo test-runner test-libvirt test-molecule
 
 .PHONY: deps lab lab-down test $(TEST_PARTS) bench bench-prune
 
@@ -48,6 +48,12 @@ test-forgejo: deps
 	tests/lab/forge up
 	$(PYTEST) tests/integration/forgejo; rc=$$?; cat tests/output/forgejo-summary.txt; exit $$rc
 
+## The lab runner: go test, then real jobs on the lab forge (host, docker), drain, identity, capacity.
+test-runner: deps
+	tests/lab/forge up
+	tests/lab/build-forge test
+	$(PYTEST) tests/integration/runner
+
 test-libvirt: deps
 	tests/lab/libvirt up
 	$(PYTEST) tests/integration/libvirt
@@ -64,6 +70,13 @@ test-k8s: deps
 bench: deps bench-prune
 	tests/lab/libvirt up
 	.venv/bin/python tests/bench/vm_provisioning.py
+
+## Push-to-start and start-to-result of host and container jobs on the lab runner (RUNNER_BENCH_ARGS=--rounds N).
+.PHONY: bench-runner
+bench: bench-runner
+bench-runner: deps
+	tests/lab/forge up
+	.venv/bin/python tests/bench/runner_jobs.py $(RUNNER_BENCH_ARGS)
 
 ## Prune 5,000 offline runner registrations on the lab forge: the module against a bare client (PRUNE_ARGS=...).
 bench-prune: deps
