@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from heavy_lab import HeavyLab
 from lab_support import LAB, lab_env
+from lab_workflows import LabForge
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +28,19 @@ def heavy(k8s_env, forge_env):
     lab.clean()
     yield lab
     lab.clean()
+
+
+@pytest.fixture(scope="module")
+def heavy_job(k8s_env, forge_env):
+    """A second runner set of its own, whose one replica runs a job."""
+    lab = HeavyLab(k8s_env, forge_env, name="frk8s-job")
+    lab.clean()
+    yield lab
+    lab.clean()
+
+
+@pytest.fixture(scope="module")
+def workflows(forge_env) -> LabForge:
+    return LabForge(
+        forge_env["FORGE_GITEA_URL"], forge_env["FORGE_GITEA_TOKEN_OWNER"], forge_env["FORGE_GITEA_TOKEN_WRITE_ADMIN"]
+    )

@@ -15,20 +15,19 @@ import requests
 from lab_support import Ansible
 
 PLAYBOOKS = Path(__file__).parent / "playbooks"
-REGISTER = Path(__file__).parent / "register-with-lab-runner"  # forgejo-runner's register command line
 NAME = "frk8s-heavy"  # namespace, StatefulSet and the prefix of the forge runners; unique to these tests
 DIGEST = "@sha256:" + "ab" * 32
 RECAP = re.compile(r"localhost\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
 
 
 class HeavyLab:
-    def __init__(self, k8s_env: dict[str, str], forge_env: dict[str, str]):
+    def __init__(self, k8s_env: dict[str, str], forge_env: dict[str, str], name: str = NAME):
+        self.name = name
         self.kubeconfig = k8s_env["KUBECONFIG"]
         self.forge_url = forge_env["FORGE_GITEA_URL"]
         self.admin_token = forge_env["FORGE_GITEA_TOKEN_WRITE_ADMIN"]
         self.lab_runner = forge_env["LAB_RUNNER"]
         self.ansible = Ansible()
-        self.ansible.env["LAB_RUNNER_BIN"] = self.lab_runner
         client = kubernetes.config.new_client_from_config(config_file=self.kubeconfig)
         self.core = kubernetes.client.CoreV1Api(client)
         self.apps = kubernetes.client.AppsV1Api(client)
@@ -36,14 +35,14 @@ class HeavyLab:
 
     def role_vars(self, **overrides) -> dict:
         base = {
-            "k3s_heavy_runner_namespace": NAME,
-            "k3s_heavy_runner_name": NAME,
+            "k3s_heavy_runner_namespace": self.name,
+            "k3s_heavy_runner_name": self.name,
             "k3s_heavy_runner_kubeconfig": self.kubeconfig,
             "k3s_heavy_runner_forgejo_url": self.forge_url,
             "k3s_heavy_runner_forgejo_api_token": self.admin_token,
             "k3s_heavy_runner_forge_cidrs": ["198.51.100.10/32"],
             "k3s_heavy_runner_egress_cidrs": ["192.0.2.0/24"],
-            "k3s_heavy_runner_register_command": str(REGISTER),
+            "k3s_heavy_runner_register_command": self.lab_runner,  # forgejo-runner's register command line
             "k3s_heavy_runner_image": "code.forgejo.org/forgejo/runner:12.10.2" + DIGEST,
             "k3s_heavy_runner_dind_image": "docker.io/library/docker:28.5.2-dind" + DIGEST,
             "k3s_heavy_runner_job_image": "registry.gitlab.com/seaspots/tools/seaspots-s57-utils:1.11.0" + DIGEST,
@@ -72,33 +71,34 @@ class HeavyLab:
         return changed
 
     # What the role left in the cluster
-    def namespace_exists(self, name: str = NAME) -> bool:
-        return any(ns.metadata.name == name for ns in self.core.list_namespace().items)
+    def namespace_exists(self, name: str | None = None) -> bool:
+        return any(ns.metadata.name == (name or self.name) for ns in self.core.list_namespace().items)
 
     def secret(self) -> dict[str, str]:
-        data = self.core.read_namespaced_secret(f"{NAME}-credentials", NAME).data or {}
+        data = self.core.read_namespaced_secret(f"{self.name}-credentials", self.name).data or {}
         return {key: base64.b64decode(value).decode() for key, value in data.items()}
 
     def config_yml(self) -> str:
-        return self.core.read_namespaced_config_map(f"{NAME}-config", NAME).data["config.yml"]
+        return self.core.read_namespaced_config_map(f"{self.name}-config", self.name).data["config.yml"]
 
     def statefulset(self):
-        return self.apps.read_namespaced_stateful_set(NAME, NAME)
+        return self.apps.read_namespaced_stateful_set(self.name, self.name)
 
     def wait_ready(self, replicas: int, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             status = self.statefulset().status
-            pods = self.core.list_namespaced_pod(NAME).items
+            pods = self.core.list_namespaced_pod(self.name).items
             if (status.ready_replicas or 0) == replicas and len(pods) == replicas:
                 return
             time.sleep(2)
-        pytest.fail(f"StatefulSet {NAME} not at {replicas} ready replicas after {timeout:.0f} s: {status}")
+        pytest.fail(f"StatefulSet {self.name} not at {replicas} ready replicas after {timeout:.0f} s: {status}")
 
     # The forge
     def runners(self) -> list[dict]:
         result = self.ansible(
-            "forgejo_runner_info", {"api_url": self.forge_url, "api_token": self.admin_token, "names": [f"{NAME}-*"]}
+            "forgejo_runner_info",
+            {"api_url": self.forge_url, "api_token": self.admin_token, "names": [f"{self.name}-*"]},
         )
         assert not result.get("failed"), result
         return result["runners"]
@@ -106,13 +106,16 @@ class HeavyLab:
     def clean(self) -> None:
         """Remove the test namespace and every forge registration of these tests."""
         if self.namespace_exists():
-            self.core.delete_namespace(NAME)
+            self.core.delete_namespace(self.name)
             deadline = time.monotonic() + 120
             while self.namespace_exists() and time.monotonic() < deadline:
                 time.sleep(1)
         for runner in self.runners():  # online ones too, which forgejo_runner_prune rightly refuses
             url = f"{self.forge_url}/api/v1/admin/actions/runners/{runner['id']}"
             requests.delete(url, headers={"Authorization": f"token {self.admin_token}"}, timeout=30)
+
+    def secret_record_id(self, replica: str) -> int:
+        return json.loads(self.secret()[replica])["id"]
 
     def secret_values(self) -> list[str]:
         """The admin token, the current registration token and every runner token in the Secret."""
@@ -135,12 +138,10 @@ class RunnerProcess:
         (self.dir / ".runner").write_text(self.lab.secret()[self.replica])
         (self.dir / ".runner").chmod(0o600)
         (self.dir / "config.yml").write_text(self.lab.config_yml())
-        help_text = subprocess.run(
-            [self.lab.lab_runner, "daemon", "-h"], check=False, capture_output=True, text=True
-        ).stderr
-        args = ["--config", "config.yml"] if "-config" in help_text else ["--state", ".runner"]
         log = (self.dir / "runner.log").open("a")
-        self.proc = subprocess.Popen([self.lab.lab_runner, "daemon", *args], cwd=self.dir, stdout=log, stderr=log)
+        self.proc = subprocess.Popen(
+            [self.lab.lab_runner, "daemon", "--config", "config.yml"], cwd=self.dir, stdout=log, stderr=log
+        )
 
     def wait_online(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
