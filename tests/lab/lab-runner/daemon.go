@@ -125,7 +125,7 @@ func (d *Daemon) poll(ctx, jobsCtx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		task, err := d.fetch(ctx, &tasksVersion)
+		task, err := d.fetch(&tasksVersion)
 		if task == nil {
 			<-d.slots
 			if err != nil && ctx.Err() == nil {
@@ -142,7 +142,11 @@ func (d *Daemon) poll(ctx, jobsCtx context.Context) {
 	}
 }
 
-func (d *Daemon) fetch(ctx context.Context, tasksVersion *int64) (*runnerv1.Task, error) {
+// fetch asks for a task. A SIGTERM does not abort it: a task the forge hands out in that moment is
+// assigned to this runner already, and is run (and drained) rather than left to time out on the forge.
+func (d *Daemon) fetch(tasksVersion *int64) (*runnerv1.Task, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	resp, err := d.client.FetchTask(ctx, Request(d.client, &runnerv1.FetchTaskRequest{TasksVersion: *tasksVersion}))
 	if err != nil {
 		return nil, err

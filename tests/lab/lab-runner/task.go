@@ -72,13 +72,15 @@ func (j *Job) Run(ctx context.Context) runnerv1.Result {
 	rep := NewReporter(j.client, j.task.Id, j.StepCount(), NewMasker(j.task.Secrets),
 		j.cfg.Log.Level == "debug" || j.cfg.Log.Level == "trace", func() { cancel(errCancelled) })
 	streamCtx, stopStream := context.WithCancel(context.Background())
-	go rep.Run(streamCtx, time.Second)
+	streamed := make(chan struct{})
+	go func() { rep.Run(streamCtx, time.Second); close(streamed) }()
 
 	jobCtx, stopJob := context.WithTimeoutCause(ctx, j.cfg.Runner.Timeout.Std(), context.DeadlineExceeded)
 	defer stopJob()
 	err := j.execute(jobCtx, rep)
 	result := j.result(jobCtx, rep, err)
 	stopStream()
+	<-streamed // the final report must not race a periodic one
 	rep.Close(result)
 	return result
 }
