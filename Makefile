@@ -24,6 +24,7 @@ lab: deps
 lab-down:
 	-tests/lab/libvirt down
 	-tests/lab/forge down
+	-tests/lab/docker down
 	-tests/lab/nspawn down --all
 	tests/lab/net down
 
