@@ -19,7 +19,7 @@ description:
     every 100 deletions one request reads the head of the runner listing, where Forgejo and Gitea list online
     runners first, and a candidate that came back online since the listing is kept and returned in
     RV(kept_online). So at most 100 deletions, plus the few handed out ahead (two per O(parallelism)), pass
-    between a runner's last status check and its own deletion: a fraction of a second on the lab forge.
+    between a runner's last status check and its own deletion, a fraction of a second on the lab forge.
   - If a server does not list online runners first, the module notices it in the listing and instead reads
     each candidate again just before deleting it, which costs one more request per runner.
   - A failure stops the run once the deletions already handed out have finished; the error result still
