@@ -81,12 +81,12 @@ def _log_time(line: str) -> float | None:
     stamp = line.split(" ", 1)[0]
     if not stamp.endswith("Z") or "T" not in stamp:
         return None
-    whole, _, fraction = stamp[:-1].partition(".")
+    whole, dot, fraction = stamp[:-1].partition(".")
     try:
         seconds = datetime.fromisoformat(whole + "+00:00").timestamp()
     except ValueError:
         return None
-    return seconds + (float("0." + fraction) if fraction else 0.0)
+    return seconds + (float("0." + fraction) if dot and fraction else 0.0)
 
 
 class LabForge:

@@ -69,11 +69,17 @@ def labelled(workflow: str, scheme: str = "host") -> tuple[str, str]:
     return f"{name}:{scheme}", workflow.replace("LABEL", name)
 
 
-def test_host_job_succeeds_with_secret_masked(runners, repos):
-    label, workflow = labelled(HOST_JOB)
-    runner = runners([label])
+def running(runners, job: str, scheme: str = "host", **config):
+    """A registered, started runner with a label of its own, and JOB's workflow aimed at that label."""
+    label, workflow = labelled(job, scheme)
+    runner = runners([label], **config)
     runner.register()
     runner.start()
+    return runner, workflow
+
+
+def test_host_job_succeeds_with_secret_masked(runners, repos):
+    workflow = running(runners, HOST_JOB)[1]
     repo = repos()
     repo.set_secret("LAB_SECRET", SECRET)
     push = repo.push({WORKFLOW: workflow})
@@ -87,10 +93,7 @@ def test_host_job_succeeds_with_secret_masked(runners, repos):
 
 
 def test_failing_step_fails_the_job_and_skips_the_rest(runners, repos):
-    label, workflow = labelled(FAILING_JOB)
-    runner = runners([label])
-    runner.register()
-    runner.start()
+    workflow = running(runners, FAILING_JOB)[1]
     repo = repos()
     run = repo.wait_run(repo.push({WORKFLOW: workflow}), timeout=120)
     assert run.conclusion == "failure", run.log
@@ -100,10 +103,7 @@ def test_failing_step_fails_the_job_and_skips_the_rest(runners, repos):
 
 
 def test_container_job_runs_in_the_lab_image(runners, repos, docker_host):
-    label, workflow = labelled(CONTAINER_JOB, "docker://lab/debian12:1")
-    runner = runners([label], docker_host=docker_host)
-    runner.register()
-    runner.start()
+    workflow = running(runners, CONTAINER_JOB, "docker://lab/debian12:1", docker_host=docker_host)[1]
     repo = repos()
     run = repo.wait_run(repo.push({WORKFLOW: workflow}), timeout=180)
     assert run.conclusion == "success", run.log
@@ -114,10 +114,7 @@ def test_container_job_runs_in_the_lab_image(runners, repos, docker_host):
 
 @pytest.mark.parametrize(("shutdown_timeout", "conclusion"), [("90s", "success"), ("5s", "cancelled")])
 def test_sigterm_drains_then_cancels(runners, repos, shutdown_timeout, conclusion):
-    label, workflow = labelled(SLEEP_JOB)
-    runner = runners([label], shutdown_timeout=shutdown_timeout)
-    runner.register()
-    runner.start()
+    runner, workflow = running(runners, SLEEP_JOB, shutdown_timeout=shutdown_timeout)
     repo = repos()
     push = repo.push({WORKFLOW: workflow})
     started = repo.wait_started(push)
@@ -140,7 +137,7 @@ def test_one_identity_across_restarts(runners):
     runner.register()
     first = runner.state()
     assert set(first) == {"id", "uuid", "name", "token", "address", "labels"}
-    for _ in range(3):
+    for _restart in range(3):
         runner.start()
         runner.stop()
     assert runner.state() == first
@@ -153,10 +150,7 @@ def test_one_identity_across_restarts(runners):
 
 
 def test_capacity_two_runs_jobs_in_parallel(runners, repos):
-    label, workflow = labelled(TWO_JOBS)
-    runner = runners([label], capacity=2)
-    runner.register()
-    runner.start()
+    workflow = running(runners, TWO_JOBS, capacity=2)[1]
     repo = repos()
     push = repo.push({WORKFLOW: workflow})
     run = repo.wait_run(push, timeout=120)
