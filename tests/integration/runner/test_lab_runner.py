@@ -58,6 +58,22 @@ jobs:
       - run: sleep 20
 """
 
+NEEDS_JOBS = """on: push
+jobs:
+  first:
+    runs-on: LABEL
+    outputs:
+      word: ${{ steps.pick.outputs.word }}
+    steps:
+      - id: pick
+        run: echo "word=handed-over-42" >> "$GITHUB_OUTPUT"
+  second:
+    needs: first
+    runs-on: LABEL
+    steps:
+      - run: echo "got ${{ needs.first.outputs.word }} after ${{ needs.first.result }}"
+"""
+
 SECRET = "lab-secret-4f1c2a9e"
 WORKFLOW = ".gitea/workflows/ci.yml"  # read by Gitea and by Forgejo
 
@@ -110,6 +126,14 @@ def test_container_job_runs_in_the_lab_image(runners, repos, docker_host):
     assert 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"' in run.log
     assert "dockerenv-exists" in run.log
     assert "forcePull=false" in run.log
+
+
+def test_needs_outputs_reach_the_next_job(runners, repos):
+    workflow = running(runners, NEEDS_JOBS)[1]
+    repo = repos()
+    run = repo.wait_run(repo.push({WORKFLOW: workflow}), timeout=120)
+    assert run.conclusion == "success", run.log
+    assert "got handed-over-42 after success" in run.log
 
 
 @pytest.mark.parametrize(("shutdown_timeout", "conclusion"), [("90s", "success"), ("5s", "cancelled")])
