@@ -6,9 +6,9 @@ export ANSIBLE_CONFIG := $(CURDIR)/tests/ansible.cfg
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 PYTEST := tools/pytest
 
-TEST_PARTS := test-lint test-sanity test-unit test-forgejo test-runner test-libvirt test-molecule
+TEST_PARTS := test-lint test-sanity test-unit test-forgejo test-runner test-libvirt test-molecule test-k8s
 
-.PHONY: deps lab lab-down test $(TEST_PARTS) bench bench-prune
+.PHONY: deps lab lab-down test $(TEST_PARTS) bench bench-prune bench-failover test-failover
 
 deps:
 	@tools/bootstrap.sh
@@ -68,9 +68,17 @@ test-k8s: deps
 	tests/lab/k8s up
 	$(PYTEST) tests/integration/k8s
 
-bench: deps bench-prune
+## failover.yml and the standby watchdog: a private lab forge, a runner process and an nspawn systemd host.
+test-failover: deps
+	$(PYTEST) tests/integration/failover; rc=$$?; cat tests/output/failover-summary.txt; exit $$rc
+
+bench: deps bench-prune bench-failover
 	tests/lab/libvirt up
 	.venv/bin/python tests/bench/vm_provisioning.py
+
+## Failover latency and fail-back drain time of the standby watchdog on the failover lab (FAILOVER_ARGS=--rounds N).
+bench-failover: deps
+	.venv/bin/python tests/bench/failover.py $(FAILOVER_ARGS)
 
 ## Push-to-start and start-to-result of host and container jobs on the lab runner (RUNNER_BENCH_ARGS=--rounds N).
 .PHONY: bench-runner
