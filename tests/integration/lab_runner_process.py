@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from lab_workflows import LabForge
+from lab_workflows import LabForge, Repo
 
 
 def config_yml(capacity: int = 1, shutdown_timeout: str = "0s", docker_host: str = "", workdir_parent: str = "") -> str:
@@ -30,7 +30,7 @@ class LabRunnerProcess:
         self.binary, self.forge, self.dir, self.labels = binary, forge, directory, labels
         self.name = f"{prefix}-{uuid.uuid4().hex[:8]}"
         self.proc: subprocess.Popen | None = None
-        self.first_id = 0  # the id of its first registration; records are looked up from there
+        self.repo: Repo | None = None  # the repository it is registered for, or None: the instance
         self.dir.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -41,14 +41,15 @@ class LabRunnerProcess:
         options.setdefault("workdir_parent", str(self.dir / "work"))
         (self.dir / "config.yml").write_text(config_yml(**options))
 
-    def register(self, check: bool = True) -> subprocess.CompletedProcess:
+    def register(self, check: bool = True, repo: Repo | None = None) -> subprocess.CompletedProcess:
+        """Registers at instance scope, or for REPO alone (whose runner list then shows its records)."""
+        self.repo = repo or self.repo
+        token = self.repo.registration_token() if self.repo else self.forge.registration_token()
         command = [self.binary, "register", "--no-interactive", "--instance", self.forge.url]
-        command += ["--token", self.forge.registration_token(), "--name", self.name, "--labels", ",".join(self.labels)]
+        command += ["--token", token, "--name", self.name, "--labels", ",".join(self.labels)]
         proc = subprocess.run(command, cwd=self.dir, capture_output=True, text=True, check=False)
         if check and proc.returncode != 0:
             pytest.fail(f"register {self.name} failed ({proc.returncode}): {proc.stderr}")
-        if proc.returncode == 0 and not self.first_id:
-            self.first_id = self.state()["id"]
         return proc
 
     def state(self) -> dict:
@@ -90,11 +91,12 @@ class LabRunnerProcess:
         self.proc = None
 
     def records(self) -> list[dict]:
-        """This runner's records on the forge (one, if its identity holds)."""
-        return [r for r in self.forge.runners(since_id=self.first_id) if r["name"] == self.name]
+        """This repository-scoped runner's records on the forge (one, if its identity holds)."""
+        assert self.repo is not None, "records are listed for repository-scoped runners"
+        return [r for r in self.repo.runners() if r["name"] == self.name]
 
     def remove(self) -> None:
-        """Stops the daemon and deletes its records from the forge."""
+        """Stops the daemon and deletes its registration from the forge."""
         self.stop()
-        for record in self.records():
-            self.forge.delete_runner(record["id"])
+        if (self.dir / ".runner").exists():
+            self.forge.delete_runner(self.state()["id"])

@@ -124,22 +124,6 @@ class LabForge:
                 return resp.json()["token"]
         raise ForgeError(f"Request GET {self.url}/api/v1{path} failed: [{resp.status_code}] {resp.text[:500]}")
 
-    def runners(self, since_id: int = 0) -> list[dict]:
-        """Instance runners with an id of at least since_id (the forge lists the newest first)."""
-        headers = {"Authorization": f"token {self.admin_token}"}
-        out: list[dict] = []
-        for page in range(1, 1000):
-            url = f"{self.url}/api/v1/admin/actions/runners?limit=50&page={page}"
-            resp = self.session.get(url, headers=headers, timeout=30)
-            if not resp.ok:
-                raise ForgeError(f"Request GET {url} failed: [{resp.status_code}] {resp.text[:500]}")
-            body = resp.json()
-            batch = body["runners"] if isinstance(body, dict) else body
-            out += [r for r in batch if r["id"] >= since_id]
-            if not batch or min(r["id"] for r in batch) < since_id:
-                break
-        return out
-
     def delete_runner(self, runner_id: int) -> None:
         headers = {"Authorization": f"token {self.admin_token}"}
         self.session.delete(f"{self.url}/api/v1/admin/actions/runners/{runner_id}", headers=headers, timeout=30)
@@ -148,6 +132,18 @@ class LabForge:
 class Repo:
     def __init__(self, forge: LabForge, full_name: str):
         self.forge, self.full_name = forge, full_name
+
+    def registration_token(self) -> str:
+        """A registration token for runners of this repository alone (Gitea: POST, Forgejo: GET)."""
+        path = f"/repos/{self.full_name}/actions/runners/registration-token"
+        resp = self.forge.call("POST", path, expect=(200, 201, 404, 405))
+        if resp.status_code not in (200, 201):
+            resp = self.forge.call("GET", path)
+        return resp.json()["token"]
+
+    def runners(self) -> list[dict]:
+        body = self.forge.call("GET", f"/repos/{self.full_name}/actions/runners?limit=50").json()
+        return body["runners"] if isinstance(body, dict) else body
 
     def set_secret(self, name: str, value: str) -> None:
         self.forge.call("PUT", f"/repos/{self.full_name}/actions/secrets/{name}", json={"data": value})

@@ -156,9 +156,9 @@ def test_sigterm_drains_then_cancels(runners, repos, shutdown_timeout, conclusio
         assert "slept" not in run.log.replace("echo slept", "")
 
 
-def test_one_identity_across_restarts(runners):
+def test_one_identity_across_restarts(runners, repos):
     runner = runners([labelled("")[0]])
-    runner.register()
+    runner.register(repo=repos())  # a repository's runner list holds its records alone
     first = runner.state()
     assert set(first) == {"id", "uuid", "name", "token", "address", "labels"}
     for _restart in range(3):

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,6 +25,7 @@ type Daemon struct {
 	client *Client
 
 	running sync.WaitGroup
+	active  atomic.Int32 // jobs running now
 	slots   chan struct{}
 }
 
@@ -135,8 +137,9 @@ func (d *Daemon) poll(ctx, jobsCtx context.Context) {
 			continue
 		}
 		d.running.Add(1)
+		d.active.Add(1)
 		go func() {
-			defer func() { <-d.slots; d.running.Done() }()
+			defer func() { <-d.slots; d.active.Add(-1); d.running.Done() }()
 			d.runTask(jobsCtx, task)
 		}()
 	}
@@ -180,9 +183,13 @@ func (d *Daemon) drain(cancelJobs context.CancelCauseFunc) error {
 	go func() { d.running.Wait(); close(done) }()
 	timeout := d.cfg.Runner.ShutdownTimeout.Std()
 	log.Printf("stopping: no new tasks; running jobs have %s to finish", timeout)
+	if d.active.Load() == 0 {
+		log.Printf("stopped: no job running")
+		return nil
+	}
 	select {
 	case <-done:
-		log.Printf("stopped: no job running")
+		log.Printf("stopped: running jobs finished")
 		return nil
 	case <-time.After(timeout):
 	}
