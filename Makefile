@@ -60,6 +60,7 @@ test-libvirt: deps
 	$(PYTEST) tests/integration/libvirt
 
 test-molecule: deps
+	tests/lab/forge up
 	molecule test --all
 
 ## k3s_heavy_runner against the lab's kube-apiserver (kine, kwok-simulated pods) and the lab forge.
