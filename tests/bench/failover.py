@@ -48,7 +48,7 @@ def main() -> None:
         for round_no in range(1, args.rounds + 1):
             wait(lambda: forge.online() == {PRIMARY} and not container.active(), 180)
             lost = primary.kill()
-            job = forge.wait_jobs(forge.push_workflow(5), lambda j: j["runner_name"] == STANDBY, 240)[0]
+            job = forge.wait_jobs(forge.push_workflow(5), lambda j: j.get("runner_name") == STANDBY, 240)[0]
             latencies.append(started_at(job) - lost)
             workflow = forge.push_workflow(30)
             forge.wait_jobs(workflow, lambda j: j["status"] == "in_progress", 60)
