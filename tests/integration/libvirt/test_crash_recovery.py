@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from lab_support import lab_env
-from libvirt_lab import LAB_LIBVIRT, domains, pool_volumes, run, sh, virsh
+from libvirt_lab import LAB_LIBVIRT, domains, lab_vm_args, pool_volumes, run, sh, virsh
 
 HOST = "brix02"
 NAME = "crash01"
@@ -56,25 +56,9 @@ def clean(env, base_too: bool = False) -> None:
 
 
 def vm_args(env, **kw) -> dict:
-    args = {
-        "name": NAME,
-        "uri": env["LIBVIRT_URI"],
-        "state": "running",
-        "domain_type": "qemu",
-        "pool": env["LAB_POOL"],
-        "bridge": env["LAB_BRIDGE"],
-        "base_image": env["LAB_GUEST_IMAGE"],
-        "base_volume": BASE,
-        "vcpus": 1,
-        "memory": "512MiB",
-        "ip_address": f"{IP}/24",
-        "gateway": "198.51.100.1",
-        "user_data": {
-            "users": [{"name": "ops", "sudo": "ALL=(ALL) NOPASSWD:ALL", "ssh_authorized_keys": [env["PUB"]]}]
-        },
-    }
-    args.update(kw)
-    return args
+    user = {"name": "ops", "sudo": "ALL=(ALL) NOPASSWD:ALL", "ssh_authorized_keys": [env["PUB"]]}
+    args = {"base_volume": BASE, "vcpus": 1, "memory": "512MiB", "ip_address": f"{IP}/24", "gateway": "198.51.100.1"}
+    return lab_vm_args(env, **{"name": NAME, **args, "user_data": {"users": [user]}, **kw})
 
 
 def libvirtd_pid(env) -> int:

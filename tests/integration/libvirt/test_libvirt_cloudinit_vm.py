@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from lab_support import lab_env
-from libvirt_lab import LAB_LIBVIRT, domains, pool_volumes, run, sh, virsh
+from libvirt_lab import LAB_LIBVIRT, domains, lab_vm_args, pool_volumes, run, sh, virsh
 
 NAME = "itest01"
 IP = "198.51.100.41"
@@ -61,13 +61,6 @@ def our_domains(env) -> set[str]:
 
 def vm_args(env, **kw) -> dict:
     args = {
-        "name": NAME,
-        "uri": env["LIBVIRT_URI"],
-        "state": "running",
-        "domain_type": "qemu",
-        "pool": env["LAB_POOL"],
-        "bridge": env["LAB_BRIDGE"],
-        "base_image": env["LAB_GUEST_IMAGE"],
         "disk_size": "3GiB",
         "vcpus": 2,
         "memory": "1GiB",
@@ -85,8 +78,7 @@ def vm_args(env, **kw) -> dict:
             "write_files": [{"path": "/var/tmp/itest-secret", "content": SECRET, "permissions": "0600"}],
         },
     }
-    args.update(kw)
-    return {k: v for k, v in args.items() if v is not None}
+    return lab_vm_args(env, **{"name": NAME, **args, **kw})
 
 
 def four_ways(env, args, changed=True) -> list[dict]:
