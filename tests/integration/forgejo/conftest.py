@@ -41,7 +41,7 @@ def pytest_sessionfinish(session):
         forgejo = env.get("FORGE_FORGEJO_VERSION") or "not built: its Go modules are refused by the proxy"
         gitea = env.get("FORGE_GITEA_VERSION") or "not running"
         runner = Path(env["LAB_RUNNER"]).name
-        versions = f"forgejo {forgejo}; gitea {gitea} as the stop-gap; runner {runner}, the lab protocol client"
+        versions = f"forgejo {forgejo}; gitea {gitea} as the stop-gap; runner {runner}, the lab runner (act engine)"
     except (subprocess.CalledProcessError, KeyError, OSError):
         versions = "lab not available"
     SUMMARY.parent.mkdir(parents=True, exist_ok=True)
