@@ -39,9 +39,8 @@ VARIANTS = {
 def test_rendered_manifests_match_the_schemas(heavy: HeavyLab, tmp_path, variant):
     output = tmp_path / "manifests.json"
     credentials = {f"{NAME}-0": '{"uuid": "stand-in"}'}
-    proc, _ = heavy.run(
-        playbook="render.yml", stand_in_credentials=credentials, output=str(output), **VARIANTS[variant]
-    )
+    render_vars = {"stand_in_credentials": credentials, "output": str(output), **VARIANTS[variant]}
+    proc = heavy.run(playbook="render.yml", **render_vars)[0]
     assert proc.returncode == 0, proc.stdout[-3000:]
     manifests = json.loads(output.read_text())
     kinds = [m["kind"] for m in manifests]
@@ -89,7 +88,7 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize(("overrides", "message"), BAD_INPUTS, ids=[f"bad{i:02d}" for i in range(len(BAD_INPUTS))])
 def test_bad_input_fails_before_anything_is_applied(heavy: HeavyLab, overrides, message):
-    proc, _ = heavy.run(**{"k3s_heavy_runner_namespace": f"{NAME}-bad", **overrides})
+    proc = heavy.run(**{"k3s_heavy_runner_namespace": f"{NAME}-bad", **overrides})[0]
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0, f"accepted {overrides}"
     assert " ".join(message.split()) in " ".join(output.split()), output[-3000:]
@@ -187,7 +186,7 @@ def test_restarts_keep_one_identity(heavy: HeavyLab, tmp_path):
 
 def test_scale_to_two_and_back_with_secrets_hidden(heavy: HeavyLab, tmp_path):
     first = json.loads(heavy.secret()[f"{NAME}-0"])
-    proc, _ = heavy.run("-vvv", k3s_heavy_runner_replicas=2)
+    proc = heavy.run("-vvv", k3s_heavy_runner_replicas=2)[0]
     assert proc.returncode == 0, proc.stdout[-6000:]
     heavy.wait_ready(2)
     secret = heavy.secret()
