@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -254,10 +255,11 @@ class Playbook:
     def __call__(self, mode: str, *options: str, **overrides) -> tuple[int, dict, str]:
         """Run the play; returns its exit status, the recap of the host and the output."""
         hosts = {CONTAINER: self.host_vars(mode, **overrides)}
-        self.inventory.write_text(yaml.safe_dump({"all": {"children": {"failover_hosts": {"hosts": hosts}}}}))
+        inventory = self.inventory.with_name(f"inventory-{threading.get_ident()}.yml")  # runs may be concurrent
+        inventory.write_text(yaml.safe_dump({"all": {"children": {"failover_hosts": {"hosts": hosts}}}}))
         env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".ansible" / "collections"),
                "ANSIBLE_CONFIG": str(ROOT / "tests" / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"}  # fmt: skip
-        command = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(self.inventory), "-l", CONTAINER]
+        command = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(inventory), "-l", CONTAINER]
         proc = sh(*command, str(ROOT / "playbooks" / "failover.yml"), *options, check=False, env=env)
         out = proc.stdout + proc.stderr
         match = re.search(rf"^{CONTAINER}\s*:\s*(.*)$", out, re.M)
