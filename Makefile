@@ -25,6 +25,7 @@ lab-down:
 	-tests/lab/libvirt down
 	-tests/lab/forge down
 	-tests/lab/docker down
+	-tests/lab/k8s down
 	-tests/lab/nspawn down --all
 	tests/lab/net down
 
