@@ -15,6 +15,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 LIBVIRT_IMPORT_ERROR: ImportError | None
 try:
@@ -390,7 +391,10 @@ def volume_capacity(vol: Any) -> int:
 
 
 def bridge_exists(conn: Any, bridge: str) -> bool | None:
-    """True/False when the host's interface or node-device API can tell, None when neither is available."""
+    """True/False when the host's interface or node-device API can tell, None when neither is available.
+
+    Both APIs enumerate through udev; on a host without it (a container) they miss the bridge, so on a
+    local connection the kernel's own view (/sys/class/net/BRIDGE/bridge) has the last word."""
     answered = False
     try:
         conn.interfaceLookupByName(bridge)
@@ -401,14 +405,18 @@ def bridge_exists(conn: Any, bridge: str) -> bool | None:
     try:
         devices = conn.listAllDevices(libvirt.VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET)
     except libvirt.libvirtError:
-        return False if answered else None
-    for dev in devices:
+        devices = None
+    for dev in devices or []:
         try:
             iface = ET.fromstring(dev.XMLDesc(0)).findtext("capability/interface")
         except libvirt.libvirtError:
             continue
         if iface == bridge:
             return True
+    if not urlsplit(conn.getURI()).hostname and os.path.isdir(f"/sys/class/net/{bridge}"):
+        return os.path.isdir(f"/sys/class/net/{bridge}/bridge")
+    if devices is None:
+        return False if answered else None
     return False
 
 

@@ -126,6 +126,12 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
         },
         "fenced_runner_docker_repo_url and fenced_runner_docker_repo_key_url must be https URLs",
     ),
+    ("apt-proxy-scheme", {"fenced_runner_apt_proxy": "apt-cache.lan:3142"}, "is not an http(s) proxy URL"),
+    (
+        "job-image-checksum",
+        {"fenced_runner_job_images": [{"name": "lab/debian12:1", "url": "http://mirror.lan/i.tar", "checksum": "md5:1"}]},
+        "fenced_runner_job_images entries need",
+    ),
     ("docker-source-unknown", {"fenced_runner_docker_source": "snap"}, "fenced_runner_docker_source"),
     ("registration-unknown", {"fenced_runner_registration": "ldap"}, "fenced_runner_registration"),
     ("domain-type-unknown", {"fenced_runner_domain_type": "xen"}, "fenced_runner_domain_type"),
