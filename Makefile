@@ -27,6 +27,7 @@ lab-down:
 	-tests/lab/docker down
 	-tests/lab/k8s down
 	-tests/lab/nspawn down --all
+	-tests/lab/mirror down
 	tests/lab/net down
 
 ## Everything CI runs, with the time each part took.
