@@ -6,22 +6,24 @@ export ANSIBLE_CONFIG := $(CURDIR)/tests/ansible.cfg
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 PYTEST := tools/pytest
 
-TEST_PARTS := test-lint test-sanity test-unit test-forgejo test-runner test-libvirt test-molecule test-k8s test-failover
+TEST_PARTS := test-lint test-sanity test-unit test-forgejo test-runner test-libvirt test-molecule test-k8s test-failover test-e2e
 
-.PHONY: deps lab lab-down test $(TEST_PARTS) bench bench-prune bench-failover test-failover
+.PHONY: deps lab lab-down test $(TEST_PARTS) bench bench-prune bench-failover
 
 deps:
 	@tools/bootstrap.sh
 
-## Bring up the lab (forges, KVM host) and converge the main playbook against it.
+## Bring up the lab (forge, mirror, crunchy01 as a Debian 13 systemd KVM host) and converge site.yml on it.
 lab: deps
 	tests/lab/forge up
-	tests/lab/libvirt up
-	eval "$$(tests/lab/forge env)" && eval "$$(tests/lab/libvirt env)" && \
+	tests/lab/mirror up
+	tests/lab/kvm-host up crunchy 198.51.100.30
+	eval "$$(tests/lab/forge env)" && eval "$$(tests/lab/mirror env)" && eval "$$(tests/lab/kvm-host env crunchy)" && \
 	  ansible-playbook -i inventory/lab playbooks/site.yml
 
 ## Stop everything the lab started; keeps the build cache.
 lab-down:
+	-tests/lab/kvm-host down crunchy
 	-tests/lab/libvirt down
 	-tests/lab/forge down
 	-tests/lab/docker down
@@ -74,6 +76,11 @@ test-k8s: deps
 ## failover.yml and the standby watchdog: a private lab forge, a runner process and an nspawn systemd host.
 test-failover: deps
 	$(PYTEST) tests/integration/failover; rc=$$?; cat tests/output/failover-summary.txt; exit $$rc
+
+## site.yml end to end: converged from nothing on the lab, fenced jobs in the runner VM, flushes, re-runs,
+## a fresh controller, secrets, the bridge rule, the cutover from runner-01 and bad inputs.
+test-e2e: deps
+	$(PYTEST) -s tests/integration/e2e
 
 bench: deps bench-prune bench-failover
 	tests/lab/libvirt up

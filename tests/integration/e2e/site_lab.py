@@ -1,0 +1,140 @@
+"""The site lab: playbooks/site.yml against inventory/lab, with crunchy01 a Debian 13 systemd container
+running libvirtd and the runner VM a TCG guest on its br0. Commands reach crunchy01 by nsenter and
+the VM by ssh, as the playbooks do."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+from lab_support import LAB, ROOT, lab_env
+
+HOST = "crunchy"  # the lab namespace and container of crunchy01
+HOST_IP = "198.51.100.30"
+VM = "runner-02"
+VM_IP = "198.51.100.32"
+OLD_VM = "runner-01"
+OUTPUT = ROOT / "tests" / "output" / "e2e"
+RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def sh(*argv: str, check: bool = True, timeout: float | None = 600, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(list(argv), check=check, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def lab_up() -> dict[str, str]:
+    """Starts the forge, the mirror and crunchy01's container; returns the environment of site.yml."""
+    sh(str(LAB / "forge"), "up")
+    sh(str(LAB / "mirror"), "up", timeout=1800)
+    sh(str(LAB / "kvm-host"), "up", HOST, HOST_IP)
+    return site_env()
+
+
+def site_env() -> dict[str, str]:
+    env = {}
+    for command in (["forge", "env"], ["mirror", "env"], ["kvm-host", "env", HOST]):
+        env.update(lab_env([str(LAB / command[0]), *command[1:]]))
+    return env
+
+
+@dataclass
+class PlaybookRun:
+    rc: int
+    output: str
+    seconds: float
+
+    def recap(self) -> dict[str, dict[str, int]]:
+        return {
+            m[1]: {"ok": int(m[2]), "changed": int(m[3]), "unreachable": int(m[4]), "failed": int(m[5])}
+            for m in RECAP.finditer(self.output)
+        }
+
+    def changed(self) -> dict[str, int]:
+        return {host: counts["changed"] for host, counts in self.recap().items()}
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.output.splitlines()[-lines:])
+
+
+class Site:
+    """Runs the playbooks of the collection against the lab inventory and keeps every output."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = {
+            **os.environ,
+            **env,
+            "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".ansible" / "collections"),
+            "ANSIBLE_CONFIG": str(ROOT / "tests" / "ansible.cfg"),
+            "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_TIMEOUT": "30",
+        }
+        self.logs: list[Path] = []
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+
+    def playbook(self, name: str, *options: str, label: str, extra_env: dict | None = None) -> PlaybookRun:
+        command = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(ROOT / "inventory" / "lab")]
+        command += [str(ROOT / "playbooks" / name), *options]  # an absolute name stays as it is
+        start = time.monotonic()
+        proc = subprocess.run(
+            command, capture_output=True, text=True, env={**self.env, **(extra_env or {})}, check=False, cwd=ROOT
+        )
+        run = PlaybookRun(proc.returncode, proc.stdout + proc.stderr, time.monotonic() - start)
+        log = OUTPUT / f"{label}.log"
+        log.write_text(run.output)
+        self.logs.append(log)
+        return run
+
+
+def host(*command: str, check: bool = True) -> subprocess.CompletedProcess:
+    """A command in crunchy01's container."""
+    pid = sh(str(LAB / "kvm-host"), "pid", HOST).stdout.strip()
+    return sh("nsenter", "-t", pid, "-m", "-u", "-i", "-n", "-p", "--", *command, check=check)
+
+
+def virsh(*args: str, check: bool = True) -> str:
+    return host("virsh", "-q", "-c", "qemu:///system", *args, check=check).stdout
+
+
+def vm(command: str, key: str, ip: str = VM_IP, check: bool = True) -> subprocess.CompletedProcess:
+    """A shell command as root in the runner VM, over ssh as the admin user."""
+    ssh = ["ssh", "-i", key, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"]
+    ssh += ["-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=20"]
+    return sh(*ssh, f"ops@{ip}", "sudo sh -c " + shlex.quote(command), check=check, timeout=300)
+
+
+class Forge:
+    """The lab forge's admin view of the runners."""
+
+    def __init__(self, env: dict[str, str]):
+        self.url = env["FORGE_GITEA_URL"].rstrip("/")
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"token {env['FORGE_GITEA_TOKEN_WRITE_ADMIN']}"
+
+    def runners(self) -> list[dict]:
+        resp = self.session.get(f"{self.url}/api/v1/admin/actions/runners?limit=100", timeout=30)
+        resp.raise_for_status()
+        body = resp.json()
+        return body["runners"] if isinstance(body, dict) else body
+
+    def named(self, name: str) -> list[dict]:
+        return [r for r in self.runners() if r["name"] == name]
+
+    def wait_status(self, name: str, want: set[str], timeout: float) -> tuple[str, float]:
+        start = time.monotonic()
+        status = "absent"
+        while time.monotonic() - start < timeout:
+            found = self.named(name)
+            status = found[0]["status"] if found else "absent"
+            if status in want:
+                return status, time.monotonic() - start
+            time.sleep(2)
+        raise TimeoutError(f"runner {name} is still {status} after {timeout:.0f} s (wanted {sorted(want)})")
+
+    def delete(self, runner_id: int) -> None:
+        self.session.delete(f"{self.url}/api/v1/admin/actions/runners/{runner_id}", timeout=30)

@@ -1,0 +1,252 @@
+"""site.yml end to end on the lab: crunchy01 (a Debian 13 systemd container with libvirtd, br0 and a
+kube-router stand-in that flushes FORWARD every 30 s) gets kvm_host, bridge_forward_timer and the
+fenced runner VM; `runs-on: fenced` jobs run in the VM's docker. The tests run in file order and share
+the one converged lab, as an operator's day would."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from lab_support import LAB, ROOT
+from lab_workflows import LabForge, Run
+from site_lab import OLD_VM, OUTPUT, VM, Forge, Site, host, lab_up, sh, virsh, vm
+
+ONLINE = {"online", "idle", "active"}
+PROBE = """\
+on: push
+jobs:
+  probe:
+    runs-on: fenced
+    steps:
+      - run: |
+          echo "probe kernel=$(uname -r)"
+          echo "probe hostname=$(cat /proc/sys/kernel/hostname)"
+          echo "probe machine-id=$(cat /etc/machine-id 2>/dev/null || echo none)"
+          if [ -e /.dockerenv ]; then echo "probe dockerenv=yes"; else echo "probe dockerenv=no"; fi
+          sleep {sleep}
+"""
+TIMINGS: dict[str, float] = {}
+
+
+def probe(run: Run) -> dict[str, str]:
+    return dict(re.findall(r"probe (\S+?)=(\S*)", run.log))
+
+
+@pytest.fixture(scope="module")
+def lab():
+    sh(str(LAB / "kvm-host"), "down", "crunchy", check=False)
+    env = lab_up()
+    forge = Forge(env)
+    for runner in forge.runners():
+        if runner["name"] in (VM, OLD_VM):
+            forge.delete(runner["id"])
+    site = Site(env)
+    yield env, site, forge
+    (OUTPUT / "timings.json").write_text(json.dumps(TIMINGS, indent=2))
+    print("\ne2e timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in TIMINGS.items()))
+
+
+@pytest.fixture(scope="module")
+def repo(lab):
+    env, _, _ = lab
+    forge = LabForge(env["FORGE_GITEA_URL"], env["FORGE_GITEA_TOKEN_OWNER"], env["FORGE_GITEA_TOKEN_WRITE_ADMIN"])
+    repo = forge.create_repo("e2e-fenced")
+    yield repo
+    repo.delete()
+
+
+def push_probe(repo, name: str, sleep: int = 1):
+    return repo.push({f".gitea/workflows/{name}.yml": PROBE.format(sleep=sleep)}, message=name)
+
+
+def test_01_site_converges_from_nothing(lab):
+    _, site, forge = lab
+    run = site.playbook("site.yml", "-vvv", label="01-site-cold")
+    TIMINGS["site_cold"] = run.seconds
+    assert run.rc == 0, run.tail()
+    assert run.recap()["crunchy01"]["failed"] == 0
+    status, _ = forge.wait_status(VM, ONLINE, timeout=60)
+    assert status in ONLINE
+    assert len(forge.named(VM)) == 1
+    attempts = re.findall(r"runner-02 is (?:idle|active|online) after (\d+) attempt", run.output)
+    print(f"site.yml from nothing: {run.seconds:.0f} s, online after {attempts or '?'} attempt(s)")
+
+
+def test_02_fenced_job_runs_in_the_vm(lab, repo):
+    env, _, _ = lab
+    key = env["LAB_VM_SSH_KEY"]
+    push = push_probe(repo, "probe")
+    run = repo.wait_run(push, timeout=600)
+    TIMINGS["first_job_push_to_start"] = run.push_to_start
+    assert run.conclusion == "success", run.log
+    seen = probe(run)
+    vm_kernel = vm("uname -r", key).stdout.strip()
+    vm_hostname = vm("hostname", key).stdout.strip()
+    assert seen["kernel"] == vm_kernel, run.log
+    assert seen["kernel"] != os.uname().release, "the job ran on the CI machine's kernel"
+    assert seen["hostname"] not in (vm_hostname, socket.gethostname(), ""), run.log
+    assert seen["dockerenv"] == "yes", run.log
+    print(f"job in VM: kernel {seen['kernel']} (CI machine {os.uname().release}), container {seen['hostname']}")
+
+
+def test_03_jobs_survive_the_flushes_and_reruns_change_nothing(lab, repo):
+    """Three jobs over 3 minutes while the stand-in flushes FORWARD every 30 s; meanwhile site.yml runs in
+    check mode with diff, then for real: neither reports a change."""
+    _, site, _ = lab
+    since = time.time()
+    pushes: list = []
+    errors: list[BaseException] = []
+
+    def spread():
+        try:
+            for i in range(3):
+                pushes.append(push_probe(repo, f"flush-{i}", sleep=20))
+                if i < 2:
+                    time.sleep(80)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=spread)
+    thread.start()
+    check = site.playbook("site.yml", "--check", "--diff", label="03-site-check")
+    TIMINGS["site_check"] = check.seconds
+    second = site.playbook("site.yml", label="03-site-noop")
+    TIMINGS["site_noop"] = second.seconds
+    thread.join()
+    assert not errors, errors
+    runs = [repo.wait_run(p, timeout=600) for p in pushes]
+    flushes = host("journalctl", "-u", "frlab-kube-router.service", "--since", f"@{int(since)}", "-o", "cat")
+    flush_count = flushes.stdout.count("Finished") + flushes.stdout.count("Deactivated")
+    assert check.rc == 0, check.tail()
+    assert set(check.changed().values()) == {0}, check.tail(120)
+    assert second.rc == 0, second.tail()
+    assert set(second.changed().values()) == {0}, second.tail(120)
+    assert [r.conclusion for r in runs] == ["success"] * 3, [r.log for r in runs]
+    assert flush_count >= 5, flushes.stdout
+    spread = time.time() - since
+    print(f"3 jobs over {spread:.0f} s with ~{flush_count} flushes: success; check and no-op runs changed=0")
+
+
+def test_04_fresh_controller_same_identity(lab):
+    env, site, forge = lab
+    before = forge.named(VM)
+    uuid_before = json.loads(vm("cat /var/lib/forgejo-runner/.runner", env["LAB_VM_SSH_KEY"]).stdout)["uuid"]
+    # A new clone: no .ansible/ (collections, caches), no fact cache; bootstrap links the collection again.
+    sh("rm", "-rf", str(ROOT / ".ansible"), str(Path.home() / ".ansible" / "tmp"))
+    sh(str(ROOT / "tools" / "bootstrap.sh"))
+    run = site.playbook("site.yml", label="04-site-fresh-controller")
+    assert run.rc == 0, run.tail()
+    assert set(run.changed().values()) == {0}, run.tail(120)
+    after = forge.named(VM)
+    uuid_after = json.loads(vm("cat /var/lib/forgejo-runner/.runner", env["LAB_VM_SSH_KEY"]).stdout)["uuid"]
+    assert len(after) == 1 and after[0]["id"] == before[0]["id"]
+    assert uuid_after == uuid_before
+    print(f"fresh controller: one record, id {after[0]['id']}, uuid {uuid_after}, changed=0")
+
+
+def test_05_no_secret_leaks(lab):
+    env, site, forge = lab
+    key = env["LAB_VM_SSH_KEY"]
+    runner_file = json.loads(vm("cat /var/lib/forgejo-runner/.runner", key).stdout)
+    secrets = {
+        "admin token": env["FORGE_GITEA_TOKEN_WRITE_ADMIN"],
+        "runner token": runner_file["token"],
+    }
+    reg = forge.session.post(f"{forge.url}/api/v1/admin/actions/runners/registration-token", timeout=30)
+    if reg.ok:
+        secrets["registration token"] = reg.json()["token"]
+    assert not [v for v in virsh("vol-list", "images").split() if "seed" in v or v.endswith(".iso")]
+    places = {
+        "playbook logs (-vvv first run)": "\n".join(p.read_text() for p in site.logs),
+        "virsh dumpxml": virsh("dumpxml", VM),
+        "crunchy01 journal": host("journalctl", "--no-pager", "-o", "cat").stdout,
+        "VM journal": vm("journalctl --no-pager -o cat", key).stdout,
+    }
+    found = [(what, where) for what, value in secrets.items() for where, text in places.items() if value in text]
+    for what, value in secrets.items():
+        hits = vm(
+            "find / -xdev -type f -perm -o+r -size -20M 2>/dev/null | xargs -r grep -lF -- " + value,
+            key,
+            check=False,
+        ).stdout.split()
+        found += [(what, f"world-readable {path}") for path in hits]
+    assert not found, found
+    print(f"no secret in {len(places)} places nor in world-readable guest files; seed volume gone")
+
+
+def test_06_the_bridge_rule_keeps_the_runner_online(lab):
+    _, _, forge = lab
+    host("systemctl", "disable", "--now", "libvirt-bridge-forward.timer")
+    try:
+        host("systemctl", "start", "frlab-kube-router.service")
+        _, waited = forge.wait_status(VM, {"offline"}, timeout=240)
+        TIMINGS["offline_without_rule"] = waited
+    finally:
+        host("systemctl", "enable", "--now", "libvirt-bridge-forward.timer")
+    status_back, back = forge.wait_status(VM, ONLINE, timeout=180)
+    TIMINGS["online_again"] = back
+    print(f"bridge timer off: {VM} offline after {waited:.0f} s; timer on: {status_back} after {back:.0f} s")
+
+
+def test_07_cutover_from_runner_01(lab):
+    env, site, forge = lab
+    # The old fleet: a runner-01 VM made by the collection (defined, stopped) and its registration.
+    made = site.playbook(
+        str(Path(__file__).parent / "old_runner.yml"),
+        "-e",
+        json.dumps({"old_vm": OLD_VM}),
+        label="07-old-runner",
+    )
+    assert made.rc == 0, made.tail()
+    with tempfile.TemporaryDirectory() as workdir:
+        token = forge.session.post(f"{forge.url}/api/v1/admin/actions/runners/registration-token", timeout=30)
+        token.raise_for_status()
+        sh(
+            env["LAB_RUNNER"], "register", "--no-interactive", "--instance", env["FORGE_GITEA_URL"],
+            "--token", token.json()["token"], "--name", OLD_VM, "--labels", "fenced", cwd=workdir,
+        )  # fmt: skip
+    assert OLD_VM in virsh("list", "--all", "--name").split() and forge.named(OLD_VM)
+    run = site.playbook("site.yml", label="07-site-cutover", extra_env={"LAB_RETIRE": OLD_VM})
+    TIMINGS["cutover"] = run.seconds
+    assert run.rc == 0, run.tail()
+    assert forge.named(OLD_VM) == []
+    runners = [r for r in forge.runners() if r["name"] in (VM, OLD_VM)]
+    assert [r["name"] for r in runners] == [VM] and runners[0]["status"] in ONLINE
+    assert OLD_VM not in virsh("list", "--all", "--name").split()
+    assert not [v for v in virsh("vol-list", "images").split() if v.startswith(OLD_VM)]
+    print(f"cutover {OLD_VM} -> {VM} in {run.seconds:.0f} s: one runner online, no {OLD_VM} domain or volume")
+
+
+BAD_INPUTS = [
+    ("ip-outside-subnet", {"fenced_runner_ip_address": "203.0.113.9/24"}, "is outside the subnet"),
+    ("unknown-label-scheme", {"fenced_runner_labels": ["fenced:podman://x"]}, "labels of an unknown form"),
+    ("missing-image-checksum", {"fenced_runner_image_checksum": ""}, "fenced_runner_image_checksum '' is not"),
+    ("forge-not-answering", {"fenced_runner_forgejo_url": "http://198.51.100.10:1"}, "Check fenced_runner_forgejo_url"),
+    ("taken-vm-name", {"fenced_runner_name": "frlab-foreign"}, "were not created by foundation.runners"),
+    ("bad-job-image", {"fenced_runner_job_images": [{"name": "x:1", "url": "ftp://x", "checksum": "sha256:0"}]},
+     "fenced_runner_job_images"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "overrides", "expected"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_08_bad_input_changes_nothing(lab, case, overrides, expected):
+    _, site, forge = lab
+    if case == "taken-vm-name" and "frlab-foreign" not in virsh("list", "--all", "--name").split():
+        xml = "<domain type='qemu'><name>frlab-foreign</name><memory unit='MiB'>64</memory>"
+        xml += "<os><type>hvm</type></os></domain>"
+        host("sh", "-c", f'echo "{xml}" > /tmp/foreign.xml && virsh -c qemu:///system define /tmp/foreign.xml')
+    domains = virsh("list", "--all", "--name")
+    runners = sorted(r["id"] for r in forge.runners())
+    run = site.playbook("fenced_vms.yml", "-e", json.dumps(overrides), label=f"08-bad-{case}")
+    assert run.rc != 0, run.tail()
+    assert expected in run.output, run.tail()
+    assert virsh("list", "--all", "--name") == domains
+    assert sorted(r["id"] for r in forge.runners()) == runners
