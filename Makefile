@@ -100,3 +100,10 @@ bench-runner: deps
 ## Prune 5,000 offline runner registrations on the lab forge: the module against a bare client (PRUNE_ARGS=...).
 bench-prune: deps
 	.venv/bin/python tests/bench/prune.py $(PRUNE_ARGS)
+
+## Cold site.yml to runner online against a bare guest boot, the no-op re-run against a facts-only play,
+## and push-to-job-start of a fenced job, on the lab (SITE_BENCH_ARGS=--rounds N).
+.PHONY: bench-site
+bench: bench-site
+bench-site: deps
+	.venv/bin/python tests/bench/site.py $(SITE_BENCH_ARGS)

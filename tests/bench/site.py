@@ -1,0 +1,112 @@
+"""site.yml on the lab, timed against what it cannot beat on the same machine.
+
+Run:  .venv/bin/python tests/bench/site.py [--rounds N]   (or `make bench-site`)
+
+1. Cold site.yml to runner online: crunchy01's container is recreated (no libvirt, no VM, no
+   registration), then site.yml runs until the role reports the runner online. Next to it, the bare
+   guest boot: the same VM size and image booted by libvirt_cloudinit_vm alone, to cloud-init's final
+   stage (`cloud-init status --wait` over ssh). Printed as a ratio (goal: at most 1.15).
+2. The no-op re-run of site.yml, next to a facts-only play over the same hosts (the forge host, crunchy01
+   and the runner VM). Printed as a ratio (goal: at most 2).
+3. Push-to-job-start of a `runs-on: fenced` job (N rounds): from the commit to the job's first log line.
+
+Prints every number and the load average before and after. Leaves the lab converged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_PY = REPO / ".venv" / "bin" / "python"
+if Path(sys.prefix).resolve() != (REPO / ".venv").resolve() and VENV_PY.exists():
+    os.execv(str(VENV_PY), [str(VENV_PY), __file__, *sys.argv[1:]])
+sys.path[:0] = [str(REPO / "tests" / "integration"), str(REPO / "tests" / "integration" / "e2e")]
+
+from lab_support import LAB  # noqa: E402 (after the path set-up)
+from lab_workflows import LabForge  # noqa: E402
+from site_lab import HOST, VM, Forge, Site, lab_up, sh, virsh, vm  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+JOB = """on: push
+jobs:
+  bench:
+    runs-on: fenced
+    steps:
+      - run: echo "round {round}"
+"""
+
+
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def cold_site(forge: Forge) -> tuple[float, Site]:
+    sh(str(LAB / "kvm-host"), "down", HOST, check=False)
+    env = lab_up()
+    for runner in forge.named(VM):
+        forge.delete(runner["id"])
+    site = Site(env)
+    run = site.playbook("site.yml", label="bench-site-cold")
+    if run.rc != 0:
+        sys.exit(f"cold site.yml failed:\n{run.tail()}")
+    return run.seconds, site
+
+
+def bare_boot(site: Site) -> float:
+    run = site.playbook(str(HERE / "bare_boot.yml"), label="bench-bare-boot")
+    if run.rc != 0:
+        sys.exit(f"bare boot failed:\n{run.tail()}")
+    started = json.loads(run.output.split("BARE_BOOT_SECONDS=", 1)[1].split("\n", 1)[0].strip().strip('"'))
+    return float(started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="fenced jobs for push-to-start (default 3)")
+    args = parser.parse_args()
+    print(f"load before: {load()}")
+    env = lab_up()
+    forge = Forge(env)
+
+    cold, site = cold_site(forge)
+    bare = bare_boot(site)
+    print(f"cold site.yml to runner online: {cold:.1f} s; bare guest boot to cloud-init final: {bare:.1f} s")
+    print(f"  ratio {cold / bare:.2f} (goal <= 1.15)")
+
+    noop = site.playbook("site.yml", label="bench-site-noop")
+    facts = site.playbook(str(HERE / "facts_only.yml"), label="bench-facts-only")
+    if noop.rc or facts.rc:
+        sys.exit(f"no-op or facts-only run failed:\n{noop.tail()}\n{facts.tail()}")
+    print(f"no-op site.yml: {noop.seconds:.1f} s (changed {noop.changed()}); facts-only play: {facts.seconds:.1f} s")
+    print(f"  ratio {noop.seconds / facts.seconds:.2f} (goal <= 2)")
+
+    lab_forge = LabForge(env["FORGE_GITEA_URL"], env["FORGE_GITEA_TOKEN_OWNER"], env["FORGE_GITEA_TOKEN_WRITE_ADMIN"])
+    repo = lab_forge.create_repo("bench-fenced")
+    latencies = []
+    try:
+        for i in range(args.rounds):
+            push = repo.push({".gitea/workflows/bench.yml": JOB.format(round=i)}, message=f"round {i}")
+            run = repo.wait_run(push, timeout=300)
+            if run.conclusion != "success":
+                sys.exit(f"round {i}: {run.conclusion}\n{run.log}")
+            latencies.append(run.push_to_start)
+            print(f"  round {i}: push to job start {run.push_to_start:.2f} s")
+    finally:
+        repo.delete()
+    print(f"fenced job push-to-start: median {statistics.median(latencies):.2f} s over {len(latencies)} rounds")
+    kernel = vm("uname -r", env["LAB_VM_SSH_KEY"]).stdout.strip()
+    print(f"jobs ran on VM kernel {kernel}; domains running: {virsh('list', '--name').split()}")
+    print(f"load after: {load()}")
+
+
+if __name__ == "__main__":
+    started = time.monotonic()
+    main()
+    print(f"bench-site took {time.monotonic() - started:.0f} s")
