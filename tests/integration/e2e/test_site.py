@@ -100,45 +100,52 @@ def test_02_fenced_job_runs_in_the_vm(lab, repo):
     print(f"job in VM: kernel {seen['kernel']} (CI machine {os.uname().release}), container {seen['hostname']}")
 
 
-def test_03_jobs_survive_the_flushes_and_reruns_change_nothing(lab, repo):
-    """Three jobs over 3 minutes while the stand-in flushes FORWARD every 30 s; meanwhile site.yml runs in
-    check mode with diff, then for real: neither reports a change."""
-    _, site, _ = lab
-    since = time.time()
-    pushes: list = []
-    errors: list[BaseException] = []
+class Spread:
+    """Three fenced jobs pushed 80 s apart (3 minutes in all) from a thread, while other tests run."""
 
-    def spread():
+    def __init__(self, repo):
+        self.repo, self.since = repo, time.time()
+        self.pushes: list = []
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._push)
+        self.thread.start()
+
+    def _push(self):
         try:
             for i in range(3):
-                pushes.append(push_probe(repo, f"flush-{i}", sleep=20))
+                self.pushes.append(push_probe(self.repo, f"flush-{i}", sleep=20))
                 if i < 2:
                     time.sleep(80)
         except BaseException as exc:
-            errors.append(exc)
+            self.errors.append(exc)
 
-    thread = threading.Thread(target=spread)
-    thread.start()
+    def runs(self) -> list[Run]:
+        self.thread.join()
+        assert not self.errors, self.errors
+        return [self.repo.wait_run(p, timeout=600) for p in self.pushes]
+
+
+@pytest.fixture(scope="module")
+def spread(repo):
+    return Spread(repo)
+
+
+def test_03_check_then_rerun_change_nothing(lab, spread):
+    """While the fenced jobs run and the stand-in flushes FORWARD: site.yml in check mode with diff, then for
+    real; neither reports a change."""
+    _, site, _ = lab
     check = site.playbook("site.yml", "--check", "--diff", label="03-site-check")
     TIMINGS["site_check"] = check.seconds
-    second = site.playbook("site.yml", label="03-site-noop")
-    TIMINGS["site_noop"] = second.seconds
-    thread.join()
-    assert not errors, errors
-    runs = [repo.wait_run(p, timeout=600) for p in pushes]
-    flushes = host("journalctl", "-u", "frlab-kube-router.service", "--since", f"@{int(since)}", "-o", "cat")
-    flush_count = flushes.stdout.count("Finished") + flushes.stdout.count("Deactivated")
     assert check.rc == 0, check.tail()
     assert set(check.changed().values()) == {0}, check.tail(120)
+    second = site.playbook("site.yml", label="03-site-noop")
+    TIMINGS["site_noop"] = second.seconds
     assert second.rc == 0, second.tail()
     assert set(second.changed().values()) == {0}, second.tail(120)
-    assert [r.conclusion for r in runs] == ["success"] * 3, [r.log for r in runs]
-    assert flush_count >= 5, flushes.stdout
-    spread = time.time() - since
-    print(f"3 jobs over {spread:.0f} s with ~{flush_count} flushes: success; check and no-op runs changed=0")
+    print(f"check --diff {check.seconds:.0f} s and no-op run {second.seconds:.0f} s: changed=0 on every host")
 
 
-def test_04_fresh_controller_same_identity(lab):
+def test_04_fresh_controller_same_identity(lab, spread):
     env, site, forge = lab
     before = forge.named(VM)
     uuid_before = json.loads(vm("cat /var/lib/forgejo-runner/.runner", env["LAB_VM_SSH_KEY"]).stdout)["uuid"]
@@ -155,7 +162,17 @@ def test_04_fresh_controller_same_identity(lab):
     print(f"fresh controller: one record, id {after[0]['id']}, uuid {uuid_after}, changed=0")
 
 
-def test_05_no_secret_leaks(lab):
+def test_05_jobs_survive_the_flushes(spread):
+    runs = spread.runs()
+    took = time.time() - spread.since
+    flushes = host("journalctl", "-u", "frlab-kube-router.service", "--since", f"@{int(spread.since)}", "-o", "cat")
+    flush_count = flushes.stdout.count("Finished")
+    assert [r.conclusion for r in runs] == ["success"] * 3, [r.log for r in runs]
+    assert flush_count >= 5, flushes.stdout
+    print(f"3 fenced jobs over {took:.0f} s with {flush_count} FORWARD flushes: all success")
+
+
+def test_06_no_secret_leaks(lab):
     env, site, forge = lab
     key = env["LAB_VM_SSH_KEY"]
     runner_file = json.loads(vm("cat /var/lib/forgejo-runner/.runner", key).stdout)
@@ -185,7 +202,7 @@ def test_05_no_secret_leaks(lab):
     print(f"no secret in {len(places)} places nor in world-readable guest files; seed volume gone")
 
 
-def test_06_the_bridge_rule_keeps_the_runner_online(lab):
+def test_07_the_bridge_rule_keeps_the_runner_online(lab):
     _, _, forge = lab
     host("systemctl", "disable", "--now", "libvirt-bridge-forward.timer")
     try:
@@ -199,14 +216,14 @@ def test_06_the_bridge_rule_keeps_the_runner_online(lab):
     print(f"bridge timer off: {VM} offline after {waited:.0f} s; timer on: {status_back} after {back:.0f} s")
 
 
-def test_07_cutover_from_runner_01(lab):
+def test_08_cutover_from_runner_01(lab):
     env, site, forge = lab
     # The old fleet: a runner-01 VM made by the collection (defined, stopped) and its registration.
     made = site.playbook(
         str(Path(__file__).parent / "old_runner.yml"),
         "-e",
         json.dumps({"old_vm": OLD_VM}),
-        label="07-old-runner",
+        label="08-old-runner",
     )
     assert made.rc == 0, made.tail()
     with tempfile.TemporaryDirectory() as workdir:
@@ -217,7 +234,7 @@ def test_07_cutover_from_runner_01(lab):
             "--token", token.json()["token"], "--name", OLD_VM, "--labels", "fenced", cwd=workdir,
         )  # fmt: skip
     assert OLD_VM in virsh("list", "--all", "--name").split() and forge.named(OLD_VM)
-    run = site.playbook("site.yml", label="07-site-cutover", extra_env={"LAB_RETIRE": OLD_VM})
+    run = site.playbook("site.yml", label="08-site-cutover", extra_env={"LAB_RETIRE": OLD_VM})
     TIMINGS["cutover"] = run.seconds
     assert run.rc == 0, run.tail()
     assert forge.named(OLD_VM) == []
@@ -240,7 +257,7 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(("case", "overrides", "expected"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
-def test_08_bad_input_changes_nothing(lab, case, overrides, expected):
+def test_09_bad_input_changes_nothing(lab, case, overrides, expected):
     _, site, forge = lab
     if case == "taken-vm-name" and "frlab-foreign" not in virsh("list", "--all", "--name").split():
         xml = "<domain type='qemu'><name>frlab-foreign</name><memory unit='MiB'>64</memory>"
@@ -248,7 +265,7 @@ def test_08_bad_input_changes_nothing(lab, case, overrides, expected):
         host("sh", "-c", f'echo "{xml}" > /tmp/foreign.xml && virsh -c qemu:///system define /tmp/foreign.xml')
     domains = virsh("list", "--all", "--name")
     runners = sorted(r["id"] for r in forge.runners())
-    run = site.playbook("fenced_vms.yml", "-e", json.dumps(overrides), label=f"08-bad-{case}")
+    run = site.playbook("fenced_vms.yml", "-e", json.dumps(overrides), label=f"09-bad-{case}")
     assert run.rc != 0, run.tail()
     assert expected in run.output, run.tail()
     assert virsh("list", "--all", "--name") == domains

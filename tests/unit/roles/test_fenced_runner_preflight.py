@@ -129,7 +129,7 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
     ("apt-proxy-scheme", {"fenced_runner_apt_proxy": "apt-cache.lan:3142"}, "is not an http(s) proxy URL"),
     (
         "job-image-checksum",
-        {"fenced_runner_job_images": [{"name": "lab/debian12:1", "url": "http://mirror.lan/i.tar", "checksum": "md5:1"}]},
+        {"fenced_runner_job_images": [{"name": "lab/debian12:1", "url": "http://mirror.lan/a.tar", "checksum": "md5"}]},
         "fenced_runner_job_images entries need",
     ),
     ("docker-source-unknown", {"fenced_runner_docker_source": "snap"}, "fenced_runner_docker_source"),

@@ -192,3 +192,30 @@ def test_fault_point_kill_and_wait(tmp_path, monkeypatch):
     assert marker.read_text().strip() == str(proc.pid) and proc.poll() is None
     marker.unlink()
     assert proc.communicate(timeout=30)[0] == "went on\n"
+
+
+class _NoUdevConn:
+    """A local libvirt connection on a host without udev: neither API lists any interface."""
+
+    def __init__(self, uri="qemu:///system"):
+        self.uri = uri
+
+    def getURI(self):
+        return self.uri
+
+    def interfaceLookupByName(self, name):
+        raise lv.libvirt.libvirtError(f"Interface not found: {name}")
+
+    def listAllDevices(self, flags):
+        return []
+
+
+def test_bridge_exists_falls_back_to_sysfs_on_a_local_connection(monkeypatch):
+    real_isdir = os.path.isdir
+    fake = {"/sys/class/net/br0": True, "/sys/class/net/br0/bridge": True, "/sys/class/net/eth0": True}
+    monkeypatch.setattr(lv.os.path, "isdir", lambda p: fake.get(p, False) if p.startswith("/sys/") else real_isdir(p))
+    assert lv.bridge_exists(_NoUdevConn(), "br0") is True
+    assert lv.bridge_exists(_NoUdevConn(), "eth0") is False  # a NIC, not a bridge
+    assert lv.bridge_exists(_NoUdevConn(), "br9") is False
+    # A remote host's /sys is not this machine's: only libvirt's answer counts.
+    assert lv.bridge_exists(_NoUdevConn("qemu+ssh://root@kvm1/system"), "br0") is False
