@@ -65,24 +65,27 @@ class PlaybookRun:
 class Site:
     """Runs the playbooks of the collection against the lab inventory and keeps every output."""
 
-    def __init__(self, env: dict[str, str]):
+    def __init__(self, env: dict[str, str], root: Path = ROOT, extra: dict[str, str] | None = None):
+        """ROOT: the controller's checkout (its inventory, playbooks and linked collection)."""
+        self.root = root
         self.env = {
             **os.environ,
             **env,
-            "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".ansible" / "collections"),
-            "ANSIBLE_CONFIG": str(ROOT / "tests" / "ansible.cfg"),
+            "ANSIBLE_COLLECTIONS_PATH": str(root / ".ansible" / "collections"),
+            "ANSIBLE_CONFIG": str(root / "tests" / "ansible.cfg"),
             "ANSIBLE_FORCE_COLOR": "0",
             "ANSIBLE_TIMEOUT": "30",
+            **(extra or {}),
         }
         self.logs: list[Path] = []
         OUTPUT.mkdir(parents=True, exist_ok=True)
 
     def playbook(self, name: str, *options: str, label: str, extra_env: dict | None = None) -> PlaybookRun:
-        command = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(ROOT / "inventory" / "lab")]
-        command += [str(ROOT / "playbooks" / name), *options]  # an absolute name stays as it is
+        command = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(self.root / "inventory" / "lab")]
+        command += [str(self.root / "playbooks" / name), *options]  # an absolute name stays as it is
         start = time.monotonic()
         proc = subprocess.run(
-            command, capture_output=True, text=True, env={**self.env, **(extra_env or {})}, check=False, cwd=ROOT
+            command, capture_output=True, text=True, env={**self.env, **(extra_env or {})}, check=False, cwd=self.root
         )
         run = PlaybookRun(proc.returncode, proc.stdout + proc.stderr, time.monotonic() - start)
         log = OUTPUT / f"{label}.log"

@@ -145,21 +145,54 @@ def test_03_check_then_rerun_change_nothing(lab, spread):
     print(f"check --diff {check.seconds:.0f} s and no-op run {second.seconds:.0f} s: changed=0 on every host")
 
 
-def test_04_fresh_controller_same_identity(lab, spread):
+def test_04_fresh_controller_same_identity(lab, spread, tmp_path):
+    """A new controller: a copy of the tracked files only (no .ansible/, no fact cache, nothing a run left
+    behind), its collection linked as bootstrap does, and an empty Ansible home; the same inventory and vault."""
     env, site, forge = lab
     before = forge.named(VM)
     uuid_before = json.loads(vm("cat /var/lib/forgejo-runner/.runner", env["LAB_VM_SSH_KEY"]).stdout)["uuid"]
-    # A new clone: no .ansible/ (collections, caches), no fact cache; bootstrap links the collection again.
-    sh("rm", "-rf", str(ROOT / ".ansible"), str(Path.home() / ".ansible" / "tmp"))
-    sh(str(ROOT / "tools" / "bootstrap.sh"))
-    run = site.playbook("site.yml", label="04-site-fresh-controller")
+    clone, home = tmp_path / "clone", tmp_path / "home"
+    clone.mkdir()
+    home.mkdir()
+    files = sh("git", "-C", str(ROOT), "ls-files", "-z").stdout.split("\0")
+    sh(
+        "tar",
+        "-C",
+        str(ROOT),
+        "-cf",
+        str(tmp_path / "tree.tar"),
+        "--null",
+        "-T",
+        "-",
+        input="\0".join(f for f in files if f),
+    )
+    sh("tar", "-C", str(clone), "-xf", str(tmp_path / "tree.tar"))
+    link = clone / ".ansible" / "collections" / "ansible_collections" / "foundation"
+    link.mkdir(parents=True)
+    (link / "runners").symlink_to("../../../..")
+    fresh = Site(
+        env,
+        root=clone,
+        extra={
+            "HOME": str(home),
+            "ANSIBLE_HOME": str(home / ".ansible"),
+            "ANSIBLE_COLLECTIONS_PATH": str(clone / ".ansible" / "collections"),
+        },
+    )
+    run = fresh.playbook("site.yml", label="04-site-fresh-controller")
+    site.logs.append(fresh.logs[-1])
     assert run.rc == 0, run.tail()
     assert set(run.changed().values()) == {0}, run.tail(120)
+    assert not (home / ".ansible" / "fact_cache").exists()
     after = forge.named(VM)
     uuid_after = json.loads(vm("cat /var/lib/forgejo-runner/.runner", env["LAB_VM_SSH_KEY"]).stdout)["uuid"]
     assert len(after) == 1 and after[0]["id"] == before[0]["id"]
     assert uuid_after == uuid_before
-    print(f"fresh controller: one record, id {after[0]['id']}, uuid {uuid_after}, changed=0")
+    left = sorted(
+        str(p.relative_to(clone)) for p in clone.rglob("*") if p.is_file() and str(p.relative_to(clone)) not in files
+    )
+    assert left == [], f"the run wrote files into the controller's clone: {left}"
+    print(f"fresh controller: one record, id {after[0]['id']}, uuid {uuid_after}, changed=0, no file left in the clone")
 
 
 def test_05_jobs_survive_the_flushes(spread):
