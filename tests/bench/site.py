@@ -68,7 +68,7 @@ def bare_boot(site: Site) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--rounds", type=int, default=3, help="fenced jobs for push-to-start (default 3)")
     args = parser.parse_args()
     print(f"load before: {load()}")

@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from lab_support import LAB, ROOT
@@ -52,14 +53,14 @@ def lab():
         if runner["name"] in (VM, OLD_VM) and not reuse:
             forge.delete(runner["id"])
     site = Site(env)
-    yield env, site, forge
+    yield SimpleNamespace(env=env, site=site, forge=forge)
     (OUTPUT / "timings.json").write_text(json.dumps(TIMINGS, indent=2))
     print("\ne2e timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in TIMINGS.items()))
 
 
 @pytest.fixture(scope="module")
 def repo(lab):
-    env, _, _ = lab
+    env = lab.env
     forge = LabForge(env["FORGE_GITEA_URL"], env["FORGE_GITEA_TOKEN_OWNER"], env["FORGE_GITEA_TOKEN_WRITE_ADMIN"])
     repo = forge.create_repo("e2e-fenced")
     yield repo
@@ -71,12 +72,12 @@ def push_probe(repo, name: str, sleep: int = 1):
 
 
 def test_01_site_converges_from_nothing(lab):
-    _, site, forge = lab
+    site, forge = lab.site, lab.forge
     run = site.playbook("site.yml", "-vvv", label="01-site-cold")
     TIMINGS["site_cold"] = run.seconds
     assert run.rc == 0, run.tail()
     assert run.recap()["crunchy01"]["failed"] == 0
-    status, _ = forge.wait_status(VM, ONLINE, timeout=60)
+    status = forge.wait_status(VM, ONLINE, timeout=60)[0]
     assert status in ONLINE
     assert len(forge.named(VM)) == 1
     attempts = re.findall(r"runner-02 \(id \d+\) is \w+ after (\d+) attempt", run.output)
@@ -84,7 +85,7 @@ def test_01_site_converges_from_nothing(lab):
 
 
 def test_02_fenced_job_runs_in_the_vm(lab, repo):
-    env, _, _ = lab
+    env = lab.env
     key = env["LAB_VM_SSH_KEY"]
     push = push_probe(repo, "probe")
     run = repo.wait_run(push, timeout=600)
@@ -133,7 +134,7 @@ def spread(repo):
 def test_03_check_then_rerun_change_nothing(lab, spread):
     """While the fenced jobs run and the stand-in flushes FORWARD: site.yml in check mode with diff, then for
     real; neither reports a change."""
-    _, site, _ = lab
+    site = lab.site
     check = site.playbook("site.yml", "--check", "--diff", label="03-site-check")
     TIMINGS["site_check"] = check.seconds
     assert check.rc == 0, check.tail()
@@ -148,7 +149,7 @@ def test_03_check_then_rerun_change_nothing(lab, spread):
 def test_04_fresh_controller_same_identity(lab, spread, tmp_path):
     """A new controller: a copy of the tracked files only (no .ansible/, no fact cache, nothing a run left
     behind), its collection linked as bootstrap does, and an empty Ansible home; the same inventory and vault."""
-    env, site, forge = lab
+    env, site, forge = lab.env, lab.site, lab.forge
     before = forge.named(VM)
     uuid_before = json.loads(vm("cat /var/lib/forgejo-runner/.runner", env["LAB_VM_SSH_KEY"]).stdout)["uuid"]
     clone, home = tmp_path / "clone", tmp_path / "home"
@@ -206,7 +207,7 @@ def test_05_jobs_survive_the_flushes(spread):
 
 
 def test_06_no_secret_leaks(lab):
-    env, site, forge = lab
+    env, site, forge = lab.env, lab.site, lab.forge
     key = env["LAB_VM_SSH_KEY"]
     runner_file = json.loads(vm("cat /var/lib/forgejo-runner/.runner", key).stdout)
     secrets = {
@@ -236,11 +237,11 @@ def test_06_no_secret_leaks(lab):
 
 
 def test_07_the_bridge_rule_keeps_the_runner_online(lab):
-    _, _, forge = lab
+    forge = lab.forge
     host("systemctl", "disable", "--now", "libvirt-bridge-forward.timer")
     try:
         host("systemctl", "start", "frlab-kube-router.service")
-        _, waited = forge.wait_status(VM, {"offline"}, timeout=240)
+        waited = forge.wait_status(VM, {"offline"}, timeout=240)[1]
         TIMINGS["offline_without_rule"] = waited
     finally:
         host("systemctl", "enable", "--now", "libvirt-bridge-forward.timer")
@@ -250,7 +251,7 @@ def test_07_the_bridge_rule_keeps_the_runner_online(lab):
 
 
 def test_08_cutover_from_runner_01(lab):
-    env, site, forge = lab
+    env, site, forge = lab.env, lab.site, lab.forge
     # The old fleet: a runner-01 VM made by the collection (defined, stopped) and its registration.
     made = site.playbook(
         str(Path(__file__).parent / "old_runner.yml"),
@@ -291,7 +292,7 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize(("case", "overrides", "expected"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
 def test_09_bad_input_changes_nothing(lab, case, overrides, expected):
-    _, site, forge = lab
+    site, forge = lab.site, lab.forge
     if case == "taken-vm-name" and "frlab-foreign" not in virsh("list", "--all", "--name").split():
         xml = "<domain type='qemu'><name>frlab-foreign</name><memory unit='MiB'>64</memory>"
         xml += "<os><type>hvm</type></os></domain>"
