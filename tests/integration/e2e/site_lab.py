@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
 from lab_support import LAB, ROOT, lab_env
+from lab_workflows import LabForge
 
 HOST = "crunchy"  # the lab namespace and container of crunchy01
 HOST_IP = "198.51.100.30"
@@ -104,25 +104,24 @@ def virsh(*args: str, check: bool = True) -> str:
     return host("virsh", "-q", "-c", "qemu:///system", *args, check=check).stdout
 
 
-def vm(command: str, key: str, ip: str = VM_IP, check: bool = True) -> subprocess.CompletedProcess:
-    """A shell command as root in the runner VM, over ssh as the admin user."""
+def vm(
+    command: str, key: str, ip: str = VM_IP, check: bool = True, stdin: str | None = None
+) -> subprocess.CompletedProcess:
+    """A shell command as root in the runner VM, over ssh as the admin user. sudo logs the command line to
+    the guest's journal, so anything secret goes in on STDIN."""
     ssh = ["ssh", "-i", key, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"]
     ssh += ["-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=20"]
-    return sh(*ssh, f"ops@{ip}", "sudo sh -c " + shlex.quote(command), check=check, timeout=300)
+    return sh(*ssh, f"ops@{ip}", "sudo sh -c " + shlex.quote(command), check=check, timeout=300, input=stdin)
 
 
-class Forge:
-    """The lab forge's admin view of the runners."""
+class Forge(LabForge):
+    """The lab forge's admin view of the runners (LabForge with the admin token)."""
 
     def __init__(self, env: dict[str, str]):
-        self.url = env["FORGE_GITEA_URL"].rstrip("/")
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"token {env['FORGE_GITEA_TOKEN_WRITE_ADMIN']}"
+        super().__init__(env["FORGE_GITEA_URL"], env["FORGE_GITEA_TOKEN_WRITE_ADMIN"])
 
     def runners(self) -> list[dict]:
-        resp = self.session.get(f"{self.url}/api/v1/admin/actions/runners?limit=100", timeout=30)
-        resp.raise_for_status()
-        body = resp.json()
+        body = self.call("GET", "/admin/actions/runners?limit=100").json()
         return body["runners"] if isinstance(body, dict) else body
 
     def named(self, name: str) -> list[dict]:
@@ -139,5 +138,13 @@ class Forge:
             time.sleep(2)
         raise TimeoutError(f"runner {name} is still {status} after {timeout:.0f} s (wanted {sorted(want)})")
 
-    def delete(self, runner_id: int) -> None:
-        self.session.delete(f"{self.url}/api/v1/admin/actions/runners/{runner_id}", timeout=30)
+
+def lab_from_nothing() -> tuple[dict[str, str], Forge]:
+    """crunchy01's container made anew (no libvirt, no VM) and the forge without its runners' records."""
+    sh(str(LAB / "kvm-host"), "down", HOST, check=False)
+    env = lab_up()
+    forge = Forge(env)
+    for runner in forge.runners():
+        if runner["name"] in (VM, OLD_VM):
+            forge.delete_runner(runner["id"])
+    return env, forge

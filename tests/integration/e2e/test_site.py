@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import pytest
 from lab_support import LAB, ROOT
 from lab_workflows import LabForge, Run
-from site_lab import OLD_VM, OUTPUT, VM, Forge, Site, host, lab_up, sh, virsh, vm
+from site_lab import HOST, OLD_VM, OUTPUT, VM, Forge, Site, host, lab_from_nothing, lab_up, sh, virsh, vm
 
 ONLINE = {"online", "idle", "active"}
 PROBE = """\
@@ -44,14 +44,11 @@ def probe(run: Run) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def lab():
     # From nothing, unless E2E_REUSE=1 (while developing): then the converged lab is kept.
-    reuse = bool(os.environ.get("E2E_REUSE"))
-    if not reuse:
-        sh(str(LAB / "kvm-host"), "down", "crunchy", check=False)
-    env = lab_up()
-    forge = Forge(env)
-    for runner in forge.runners():
-        if runner["name"] in (VM, OLD_VM) and not reuse:
-            forge.delete(runner["id"])
+    if os.environ.get("E2E_REUSE"):
+        env = lab_up()
+        forge = Forge(env)
+    else:
+        env, forge = lab_from_nothing()
     site = Site(env)
     yield SimpleNamespace(env=env, site=site, forge=forge)
     (OUTPUT / "timings.json").write_text(json.dumps(TIMINGS, indent=2))
@@ -214,9 +211,7 @@ def test_06_no_secret_leaks(lab):
         "admin token": env["FORGE_GITEA_TOKEN_WRITE_ADMIN"],
         "runner token": runner_file["token"],
     }
-    reg = forge.session.post(f"{forge.url}/api/v1/admin/actions/runners/registration-token", timeout=30)
-    if reg.ok:
-        secrets["registration token"] = reg.json()["token"]
+    secrets["registration token"] = forge.registration_token()
     assert not [v for v in virsh("vol-list", "images").split() if "seed" in v or v.endswith(".iso")]
     places = {
         "playbook logs (-vvv first run)": "\n".join(p.read_text() for p in site.logs),
@@ -225,13 +220,13 @@ def test_06_no_secret_leaks(lab):
         "VM journal": vm("journalctl --no-pager -o cat", key).stdout,
     }
     found = [(what, where) for what, value in secrets.items() for where, text in places.items() if value in text]
-    for what, value in secrets.items():
-        hits = vm(
-            "find / -xdev -type f -perm -o+r -size -20M 2>/dev/null | xargs -r grep -lF -- " + value,
-            key,
-            check=False,
-        ).stdout.split()
-        found += [(what, f"world-readable {path}") for path in hits]
+    # The values reach the guest on stdin, into a root-only file outside the search, never on a command line.
+    search = (
+        "umask 077; cat > /run/e2e-secrets; find / -xdev -type f -perm -o+r -size -20M 2>/dev/null"
+        " | xargs -r grep -lF -f /run/e2e-secrets; rm -f /run/e2e-secrets"
+    )
+    hits = vm(search, key, check=False, stdin="\n".join(secrets.values()) + "\n").stdout.split()
+    found += [("a token", f"world-readable {path}") for path in hits]
     assert not found, found
     print(f"no secret in {len(places)} places nor in world-readable guest files; seed volume gone")
 
@@ -240,7 +235,7 @@ def test_07_the_bridge_rule_keeps_the_runner_online(lab):
     forge = lab.forge
     host("systemctl", "disable", "--now", "libvirt-bridge-forward.timer")
     try:
-        host("systemctl", "start", "frlab-kube-router.service")
+        sh(str(LAB / "kvm-host"), "flush", HOST)
         waited = forge.wait_status(VM, {"offline"}, timeout=240)[1]
         TIMINGS["offline_without_rule"] = waited
     finally:
@@ -261,11 +256,9 @@ def test_08_cutover_from_runner_01(lab):
     )
     assert made.rc == 0, made.tail()
     with tempfile.TemporaryDirectory() as workdir:
-        token = forge.session.post(f"{forge.url}/api/v1/admin/actions/runners/registration-token", timeout=30)
-        token.raise_for_status()
         sh(
             env["LAB_RUNNER"], "register", "--no-interactive", "--instance", env["FORGE_GITEA_URL"],
-            "--token", token.json()["token"], "--name", OLD_VM, "--labels", "fenced", cwd=workdir,
+            "--token", forge.registration_token(), "--name", OLD_VM, "--labels", "fenced", cwd=workdir,
         )  # fmt: skip
     assert OLD_VM in virsh("list", "--all", "--name").split() and forge.named(OLD_VM)
     run = site.playbook("site.yml", label="08-site-cutover", extra_env={"LAB_RETIRE": OLD_VM})
