@@ -29,9 +29,8 @@ if Path(sys.prefix).resolve() != (REPO / ".venv").resolve() and VENV_PY.exists()
     os.execv(str(VENV_PY), [str(VENV_PY), __file__, *sys.argv[1:]])
 sys.path[:0] = [str(REPO / "tests" / "integration"), str(REPO / "tests" / "integration" / "e2e")]
 
-from lab_support import LAB  # noqa: E402 (after the path set-up)
-from lab_workflows import LabForge  # noqa: E402
-from site_lab import HOST, VM, Forge, Site, lab_up, sh, virsh, vm  # noqa: E402
+from lab_workflows import LabForge  # noqa: E402 (after the path set-up)
+from site_lab import Site, lab_from_nothing, virsh, vm  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 JOB = """on: push
@@ -47,11 +46,8 @@ def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def cold_site(forge: Forge) -> tuple[float, Site]:
-    sh(str(LAB / "kvm-host"), "down", HOST, check=False)
-    env = lab_up()
-    for runner in forge.named(VM):
-        forge.delete(runner["id"])
+def cold_site() -> tuple[float, Site]:
+    env, _forge = lab_from_nothing()
     site = Site(env)
     run = site.playbook("site.yml", label="bench-site-cold")
     if run.rc != 0:
@@ -72,10 +68,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="fenced jobs for push-to-start (default 3)")
     args = parser.parse_args()
     print(f"load before: {load()}")
-    env = lab_up()
-    forge = Forge(env)
-
-    cold, site = cold_site(forge)
+    cold, site = cold_site()
+    env = site.env
     bare = bare_boot(site)
     print(f"cold site.yml to runner online: {cold:.1f} s; bare guest boot to cloud-init final: {bare:.1f} s")
     print(f"  ratio {cold / bare:.2f} (goal <= 1.15)")
