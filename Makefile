@@ -10,7 +10,7 @@ TEST_PARTS := test-lint test-sanity test-unit test-forgejo test-runner test-libv
 # The order make test runs them in; A+B run at once (the failover lab and the site lab share nothing).
 TEST_PLAN := test-lint test-sanity test-unit test-forgejo test-runner test-libvirt test-molecule test-k8s test-failover+test-e2e
 
-.PHONY: deps lab lab-down test $(TEST_PARTS) bench bench-prune bench-failover
+.PHONY: deps lab lab-down test fresh-check $(TEST_PARTS) bench bench-prune bench-failover
 
 deps:
 	@tools/bootstrap.sh
@@ -33,6 +33,11 @@ lab-down:
 	-tests/lab/nspawn down --all
 	-tests/lab/mirror down
 	tests/lab/net down
+
+## make lab, then make test, in a new clone of HEAD with the lab's caches and state emptied first
+## (FRESH_ARGS=--warm keeps the caches).
+fresh-check:
+	tools/fresh-check $(FRESH_ARGS)
 
 ## Everything CI runs, with the time each part took.
 test: deps
