@@ -6,9 +6,9 @@ export ANSIBLE_CONFIG := $(CURDIR)/tests/ansible.cfg
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 PYTEST := tools/pytest
 
-TEST_PARTS := test-lint test-sanity test-unit test-forgejo test-runner test-libvirt test-molecule test-k8s test-failover test-e2e
+TEST_PARTS := test-lint test-sanity test-unit test-forgejo test-runner test-libvirt test-molecule test-k8s test-failover test-e2e test-builds
 # The order make test runs them in; A+B run at once (the failover lab and the site lab share nothing).
-TEST_PLAN := test-lint test-sanity test-unit test-forgejo test-runner test-libvirt test-molecule test-k8s test-failover+test-e2e
+TEST_PLAN := test-lint test-sanity test-unit test-forgejo test-runner test-libvirt test-molecule test-k8s test-failover+test-e2e test-builds
 
 .PHONY: deps lab lab-down test fresh-check $(TEST_PARTS) bench bench-prune bench-failover
 
@@ -17,6 +17,7 @@ deps:
 
 ## Bring up the lab (forge, mirror, crunchy01 as a Debian 13 systemd KVM host) and converge site.yml on it.
 lab: deps
+	tests/lab/prebuild start
 	tests/lab/forge up
 	tests/lab/mirror up
 	tests/lab/kvm-host up crunchy 198.51.100.30
@@ -41,7 +42,12 @@ fresh-check:
 
 ## Everything CI runs, with the time each part took.
 test: deps
+	@tests/lab/prebuild start
 	@tools/timed $(TEST_PLAN)
+
+## The lab builds that make test started in the background: each one's time; fails if one failed.
+test-builds:
+	tests/lab/prebuild wait
 
 test-lint: deps
 	yamllint -s .
