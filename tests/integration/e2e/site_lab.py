@@ -121,8 +121,15 @@ class Forge(LabForge):
         super().__init__(env["FORGE_GITEA_URL"], env["FORGE_GITEA_TOKEN_WRITE_ADMIN"])
 
     def runners(self) -> list[dict]:
-        body = self.call("GET", "/admin/actions/runners?limit=100").json()
-        return body["runners"] if isinstance(body, dict) else body
+        """Every runner of the forge, page by page: other parts may register hundreds at once."""
+        found: list[dict] = []
+        for page in range(1, 1000):
+            body = self.call("GET", f"/admin/actions/runners?limit=50&page={page}").json()
+            batch = body["runners"] if isinstance(body, dict) else body
+            found += batch
+            if len(batch) < 50:
+                break
+        return found
 
     def named(self, name: str) -> list[dict]:
         return [r for r in self.runners() if r["name"] == name]
