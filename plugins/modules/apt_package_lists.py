@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: apt_package_lists
 short_description: Refresh apt's package lists when they cannot serve the packages about to be installed
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Runs C(apt-get update) when the package lists are empty, when apt has no installation candidate for one of
     O(packages), or when the last successful update is older than O(valid_time).
