@@ -7,8 +7,9 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 PYTEST := tools/pytest
 
 TEST_PARTS := test-lint test-sanity test-unit test-forgejo test-runner test-libvirt test-molecule test-k8s test-failover test-e2e test-builds
-# The order make test runs them in; A+B run at once (the failover lab and the site lab share nothing).
-TEST_PLAN := test-lint test-sanity test-unit test-forgejo test-runner test-libvirt test-molecule test-k8s test-failover+test-e2e test-builds
+# How make test runs them: three lanes side by side (A,B is A then B; + puts lanes beside each other), each a
+# sequence of parts whose lab hosts differ from the other lanes' (see README, Testing); then the background builds.
+TEST_PLAN := test-e2e,test-forgejo,test-runner+test-failover,test-molecule+test-lint,test-sanity,test-unit,test-libvirt,test-k8s test-builds
 
 .PHONY: deps lab lab-down test fresh-check $(TEST_PARTS) bench bench-prune bench-failover
 
