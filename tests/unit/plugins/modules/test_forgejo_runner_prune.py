@@ -116,8 +116,10 @@ def test_runner_back_online_mid_run_is_kept(forge, run_module):
 
 def test_without_online_first_listing_each_runner_is_read_before_its_delete(fleet, run_module):
     fleet.online_first = False  # runner-01 (offline) is listed before runner-02 (idle)
-    fleet.on_request = [lambda: None] * 3 + [lambda: fleet.runners[4].update(status="idle")]
+    # standby comes online right after the listing, before any runner's own read (the reads run concurrently).
+    fleet.on_request = [lambda: None] * 2 + [lambda: fleet.runners[4].update(status="idle")]
     result = run_module(main, build_args(fleet, {}, {"labels": ["fenced"]}))
+    assert fleet.requests[1] == ("GET", "/admin/actions/runners"), fleet.requests
     assert [r["name"] for r in result["pruned"]] == ["runner-01"]
     assert [(r["name"], r["status"]) for r in result["kept_online"]] == [
         ("runner-02", "idle"),
