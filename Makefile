@@ -29,6 +29,7 @@ lab: deps
 lab-down:
 	-tests/lab/kvm-host down crunchy
 	-tests/lab/libvirt down
+	-tests/lab/libvirt down brix02
 	-tests/lab/forge down
 	-tests/lab/docker down
 	-tests/lab/k8s down
