@@ -19,6 +19,9 @@ from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.foundation.runners.plugins.module_utils._forgejo_http import ConnectionPool, Response
 
+API_PREFIX = "/api/v1"
+# The runner protocol (Connect over HTTP, JSON bodies) that forgejo-runner register speaks; every Forgejo and Gitea.
+RUNNER_PROTOCOL_PREFIX = "/api/actions/runner.v1.RunnerService"
 PAGE_LIMIT = 50
 # Requests that may be sent again after a failure: repeating them cannot do more than the first one did.
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "DELETE"})
@@ -135,24 +138,33 @@ class ForgejoClient:
     def __init__(self, params: dict[str, t.Any], sleep: t.Callable[[float], None] = time.sleep):
         if not re.match(r"^https?://[^/]+", params["api_url"] or ""):
             raise ValueError(f"api_url must be an http:// or https:// URL, got {params['api_url']!r}")
-        self.base = params["api_url"].rstrip("/")
-        if not self.base.endswith("/api/v1"):
-            self.base += "/api/v1"
+        self.root = params["api_url"].rstrip("/").removesuffix("/api/v1")
+        self.base = self.root + API_PREFIX
         self.token = params["api_token"]
         self.validate_certs = params["validate_certs"]
         self.timeout = params["timeout"]
         self.retries = max(0, params["retries"])
         self._sleep = sleep
         self._version: ServerVersion | None = None
-        self._pool = ConnectionPool(self.base, self.validate_certs, self.timeout)
+        self._pool = ConnectionPool(self.root, self.validate_certs, self.timeout)
 
     def request(
-        self, method: str, path: str, query: dict[str, t.Any] | None = None, body: t.Any = None
+        self,
+        method: str,
+        path: str,
+        query: dict[str, t.Any] | None = None,
+        body: t.Any = None,
+        *,
+        under: str = API_PREFIX,
+        auth: bool = True,
     ) -> tuple[t.Any, dict[str, str]]:
-        target = path + (f"?{urlencode(query)}" if query else "")
-        url = self.base + target
+        """One call to path under the API prefix; auth=False sends no API token (the runner protocol)."""
+        target = under + path + (f"?{urlencode(query)}" if query else "")
+        url = self.root + target
         data = json.dumps(body).encode() if body is not None else None
-        headers = {"Accept": "application/json", "Authorization": f"token {self.token}"}
+        headers = {"Accept": "application/json"}
+        if auth:
+            headers["Authorization"] = f"token {self.token}"
         if data is not None:
             headers["Content-Type"] = "application/json"
         idempotent = method in IDEMPOTENT_METHODS
@@ -273,6 +285,20 @@ class ForgejoClient:
         body = {"name": name, "description": description, "ephemeral": ephemeral}
         data, _headers = self.request("POST", scope.runners_path, body=body)
         return data or {}
+
+    def register_with_token(
+        self, registration_token: str, name: str, labels: list[str], version: str
+    ) -> dict[str, t.Any]:
+        """The runner protocol's Register call, as forgejo-runner register makes it, sent from here instead.
+
+        The registration token stays in this process: it is neither on a command line nor on the runner's host.
+        """
+        body = {"name": name, "token": registration_token, "version": version, "labels": labels}
+        data, _headers = self.request("POST", "/Register", body=body, under=RUNNER_PROTOCOL_PREFIX, auth=False)
+        runner = (data or {}).get("runner") or {}
+        if not runner.get("uuid") or not runner.get("token"):
+            raise ForgejoError("POST", self.root + RUNNER_PROTOCOL_PREFIX + "/Register", 200, "response has no runner")
+        return {"id": int(runner.get("id", 0)), "uuid": runner["uuid"], "token": runner["token"], "name": name}
 
 
 def _error_reason(resp: Response) -> str:

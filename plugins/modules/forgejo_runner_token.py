@@ -12,9 +12,15 @@ description:
   - Without O(runner_name), returns the runner registration token of the instance, an organisation,
     the token's user or a repository (C(GET .../runners/registration-token), Forgejo 7 to 15).
     Forgejo hands out the same token until it is reset, so the call reports no change.
-  - With O(runner_name), registers a runner through C(POST .../actions/runners) (Forgejo 15 or later) and
-    returns its C(uuid) and C(token). Registration is idempotent by name. When a runner of that name
-    already exists in the scope, nothing is created and its token is not returned (Forgejo shows it only once).
+  - With O(runner_name), registers a runner and returns its C(id), C(uuid) and C(token), the fields of the
+    runner's C(.runner) file. O(registration=api) uses C(POST .../actions/runners) (Forgejo 15 or later).
+    O(registration=protocol) fetches the scope's registration token and makes the runner protocol's C(Register)
+    call (C(POST /api/actions/runner.v1.RunnerService/Register), what C(forgejo-runner register) sends), which
+    every Forgejo and Gitea with Actions answers. Either way the registration happens where the module runs,
+    normally the controller, so no registration token reaches the runner's host or a command line.
+  - Registration is idempotent by name where the forge lists runners (Forgejo 15, Gitea 1.24 or later). When a
+    runner of that name already exists in the scope, nothing is created and its token is not returned (the forge
+    shows it only once). On a forge without that list, O(registration=protocol) registers on every call.
   - Every returned token is a secret. Set C(no_log) to V(true) on the task.
 extends_documentation_fragment:
   - foundation.runners.forgejo
@@ -44,9 +50,27 @@ options:
     default: ""
   ephemeral:
     description:
-      - Register an ephemeral runner, which takes a single job. Only with O(runner_name).
+      - Register an ephemeral runner, which takes a single job. Only with O(runner_name) and the register API.
     type: bool
     default: false
+  registration:
+    description:
+      - How a runner is registered. V(auto) uses the register API where the forge has it (Forgejo 15 or later)
+        and the runner protocol elsewhere.
+    type: str
+    choices: [auto, api, protocol]
+    default: auto
+  labels:
+    description:
+      - The runner's labels, sent with a protocol registration (the runner declares them again when it starts).
+    type: list
+    elements: str
+    default: []
+  runner_version:
+    description:
+      - The runner version a protocol registration reports until the runner connects itself.
+    type: str
+    default: ""
 author:
   - Foundation Runners maintainers (@foundation-runners)
 """
@@ -61,7 +85,7 @@ EXAMPLES = r"""
   register: registration
   no_log: true
 
-- name: Register runner-02 for the instance (Forgejo 15)
+- name: Register runner-02 for the instance (the register API on Forgejo 15, the runner protocol before)
   foundation.runners.forgejo_runner_token:
     api_url: https://forge.example.org
     api_token: "{{ vault_forgejo_admin_token }}"
@@ -82,6 +106,7 @@ runner:
   type: dict
   contains:
     id: {description: Runner id (null in check mode when it would be created)., type: int}
+    registration: {description: "How the runner was (or would be) registered: V(api) or V(protocol).", type: str}
     uuid: {description: "Runner UUID, the C(uuid) of the runner's configuration.", type: str}
     name: {description: Runner name., type: str}
     token:
@@ -107,6 +132,9 @@ def main() -> None:
             "runner_name": {"type": "str"},
             "description": {"type": "str", "default": ""},
             "ephemeral": {"type": "bool", "default": False},
+            "registration": {"type": "str", "default": "auto", "choices": ["auto", "api", "protocol"]},
+            "labels": {"type": "list", "elements": "str", "default": []},
+            "runner_version": {"type": "str", "default": ""},
         }
     )
     params = module.params
@@ -123,10 +151,23 @@ def main() -> None:
     run(module, action)
 
 
+def registration_method(module, client) -> str:
+    wanted = module.params["registration"]
+    if wanted == "auto":
+        api = client.version.flavour == "forgejo" and client.version.has_runner_management
+        wanted = "api" if api else "protocol"
+    if wanted == "api":
+        client.require_runner_registration()
+    elif module.params["ephemeral"]:
+        module.fail_json(msg="ephemeral needs the register API of Forgejo 15 (registration=api)")
+    return wanted
+
+
 def register(module, client, scope):
     name = module.params["runner_name"]
-    client.require_runner_registration()
-    existing = client.list_runners(scope)
+    method = registration_method(module, client)
+    listable = client.version.has_runner_management
+    existing = client.list_runners(scope) if listable else []
     names_before = sorted(r["name"] for r in existing)
     same_name = [r for r in existing if r["name"] == name]
     result = {"server_version": client.version.raw}
@@ -135,10 +176,14 @@ def register(module, client, scope):
         if len(same_name) > 1:
             module.warn(f"{len(same_name)} runners are named {name} in {scope}; reporting the oldest, id {found['id']}")
         runner = {"id": found["id"], "uuid": found["uuid"], "name": name, "token": None, "created": False}
-        return {**result, "changed": False, "runner": runner}
-    runner = {"id": None, "uuid": None, "name": name, "token": None, "created": True}
+        return {**result, "changed": False, "runner": {**runner, "registration": method}}
+    runner = {"id": None, "uuid": None, "name": name, "token": None, "created": True, "registration": method}
     if not module.check_mode:
-        created = client.register_runner(scope, name, module.params["description"], module.params["ephemeral"])
+        if method == "api":
+            created = client.register_runner(scope, name, module.params["description"], module.params["ephemeral"])
+        else:
+            labels, version = module.params["labels"], module.params["runner_version"]
+            created = client.register_with_token(client.registration_token(scope), name, labels, version)
         runner.update(id=created.get("id"), uuid=created.get("uuid"), token=created.get("token"))
     if module._diff:
         result["diff"] = {"before": {"runners": names_before}, "after": {"runners": sorted([*names_before, name])}}

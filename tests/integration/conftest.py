@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
-from lab_support import Ansible
+from lab_support import LAB, Ansible, lab_env
 
 
 @pytest.fixture(scope="session")
 def ansible() -> Ansible:
     return Ansible()
+
+
+@pytest.fixture(scope="session")
+def docker_host() -> str:
+    """The lab docker daemon's socket, with the lab image imported; the test is skipped, with dockerd's own
+    error, where docker cannot run."""
+    proc = subprocess.run([str(LAB / "docker"), "up"], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        pytest.skip(f"docker cannot run here: {proc.stderr.strip()[-1500:]}")
+    return lab_env([str(LAB / "docker"), "env"])["LAB_DOCKER_HOST"]

@@ -4,6 +4,7 @@ config.yml, registered with forgejo-runner's command line and stopped with SIGTE
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -31,6 +32,7 @@ class LabRunnerProcess:
         self.name = f"{prefix}-{uuid.uuid4().hex[:8]}"
         self.proc: subprocess.Popen | None = None
         self.repo: Repo | None = None  # the repository it is registered for, or None: the instance
+        self.env: dict[str, str] = {}  # added to the daemon's environment (DOCKER_HOST, as a unit would set it)
         self.dir.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -60,7 +62,11 @@ class LabRunnerProcess:
             self.configure()
         log = self.log_path.open("a")
         self.proc = subprocess.Popen(
-            [self.binary, "daemon", "--config", "config.yml"], cwd=self.dir, stdout=log, stderr=log
+            [self.binary, "daemon", "--config", "config.yml"],
+            cwd=self.dir,
+            stdout=log,
+            stderr=log,
+            env={**os.environ, **self.env},
         )
         deadline = time.monotonic() + 30
         while "declared" not in self.log_path.read_text():

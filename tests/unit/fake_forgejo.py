@@ -36,6 +36,7 @@ class FakeForgejo:
         self.online_first = False  # True: idle and active runners listed before offline ones, as the real servers do
         self.on_request: list = []  # callables run (and dropped) one per request, before it is answered
         self.connections = 0
+        self.registration_token_reset = False  # True: the token handed out no longer registers (reset in the UI)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
 
@@ -107,6 +108,8 @@ class FakeForgejo:
                     return self._reply(fake.fail_next.pop(0), {"message": "injected failure"})
                 if path == "/version":
                     return self._reply(200, {"version": fake.version})
+                if path == "/api/actions/runner.v1.RunnerService/Register" and method == "POST":
+                    return self._protocol_register()
                 token = self.headers.get("Authorization", "").removeprefix("token ")
                 if token not in (ADMIN_TOKEN, READ_ADMIN_TOKEN, USER_TOKEN):
                     return self._reply(401, {"message": "invalid username, password or token"})
@@ -130,6 +133,18 @@ class FakeForgejo:
                 if major < 15:
                     return self._reply(404, {"message": "not found"})
                 return self._runners(method, scope, rest, parse_qs(url.query))
+
+            def _protocol_register(self):
+                """The runner protocol's Register as Connect answers it: JSON, int64 ids as strings."""
+                if "Authorization" in self.headers:
+                    return self._reply(400, {"code": "invalid_argument", "message": "unexpected API token"})
+                if (self.body or {}).get("token") != REGISTRATION_TOKEN or fake.registration_token_reset:
+                    unknown = {"code": "unauthenticated", "message": "runner registration token not found"}
+                    return self._reply(401, unknown)
+                runner = fake.add_runner(self.body["name"], labels=self.body.get("labels") or ())
+                fake.mutations.append(("POST", self.path))
+                body = {"id": str(runner["id"]), "uuid": runner["uuid"], "token": "runner-secret-token"}
+                return self._reply(200, {"runner": {**body, "name": runner["name"], "labels": runner["labels"]}})
 
             def _scope(self, path):
                 patterns = [

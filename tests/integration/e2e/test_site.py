@@ -16,6 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from fence_probe import assert_fenced, findings, probe_workflow
 from lab_support import LAB, ROOT
 from lab_workflows import LabForge, Run
 from site_lab import HOST, OLD_VM, OUTPUT, VM, Forge, Site, host, lab_from_nothing, lab_up, sh, virsh, vm
@@ -96,6 +97,17 @@ def test_02_fenced_job_runs_in_the_vm(lab, repo):
     assert seen["hostname"] not in (vm_hostname, socket.gethostname(), ""), run.log
     assert seen["dockerenv"] == "yes", run.log
     print(f"job in VM: kernel {seen['kernel']} (CI machine {os.uname().release}), container {seen['hostname']}")
+
+
+def test_02b_a_fenced_job_cannot_leave_its_container(lab, repo):
+    """The job, as an attacker: no engine socket answers, the escape options are dropped, no runner file."""
+    image = lab.env.get("LAB_JOB_IMAGE_NAME", "lab/debian12:1")
+    run = repo.wait_run(repo.push({".gitea/workflows/fence.yml": probe_workflow("fenced", image)}), timeout=600)
+    assert run.conclusion == "success", run.log
+    found = findings(run.log)
+    assert_fenced(found)
+    config = vm("cat /var/lib/forgejo-runner/config.yml", lab.env["LAB_VM_SSH_KEY"], check=False).stdout
+    print(f"fenced job as attacker: {found}; runner config docker_host line: {re.findall('docker_host:.*', config)}")
 
 
 class Spread:
@@ -227,12 +239,27 @@ def test_06_no_secret_leaks(lab):
     )
     hits = vm(search, key, check=False, stdin="\n".join(secrets.values()) + "\n").stdout.split()
     found += [("a token", f"world-readable {path}") for path in hits]
+    # The admin and registration tokens never reach the VM: registration happens on the controller.
+    anywhere = (
+        "umask 077; cat > /run/e2e-secrets; find / -xdev -type f -size -20M ! -path /run/e2e-secrets 2>/dev/null"
+        " | xargs -r grep -lF -f /run/e2e-secrets; rm -f /run/e2e-secrets"
+    )
+    controller_only = [secrets["admin token"], secrets["registration token"]]
+    hits = vm(anywhere, key, check=False, stdin="\n".join(controller_only) + "\n").stdout.split()
+    found += [("the admin or registration token", path) for path in hits]
     assert not found, found
     print(f"no secret in {len(places)} places nor in world-readable guest files; seed volume gone")
 
 
 def test_07_the_bridge_rule_keeps_the_runner_online(lab):
     forge = lab.forge
+    # The default covers the VM bridge alone: another bridge (k3s' cni0 on crunchy01) gets no ACCEPT.
+    for _attempt in range(3):  # the stand-in may flush between the two commands
+        host("systemctl", "start", "libvirt-bridge-forward.service")
+        rules = [line for line in host("iptables", "-S", "FORWARD").stdout.splitlines() if "physdev" in line]
+        if rules:
+            break
+    assert rules == ["-A FORWARD -i br0 -m physdev --physdev-is-bridged -j ACCEPT"], rules
     host("systemctl", "disable", "--now", "libvirt-bridge-forward.timer")
     try:
         sh(str(LAB / "kvm-host"), "flush", HOST)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import subprocess
 import time
@@ -42,7 +43,6 @@ class HeavyLab:
             "k3s_heavy_runner_forgejo_api_token": self.admin_token,
             "k3s_heavy_runner_forge_cidrs": ["198.51.100.10/32"],
             "k3s_heavy_runner_egress_cidrs": ["192.0.2.0/24"],
-            "k3s_heavy_runner_register_command": self.lab_runner,  # forgejo-runner's register command line
             "k3s_heavy_runner_image": "code.forgejo.org/forgejo/runner:12.10.2" + DIGEST,
             "k3s_heavy_runner_dind_image": "docker.io/library/docker:28.5.2-dind" + DIGEST,
             "k3s_heavy_runner_job_image": "registry.gitlab.com/seaspots/tools/seaspots-s57-utils:1.11.0" + DIGEST,
@@ -128,10 +128,11 @@ class RunnerProcess:
     """The lab runner started as a pod's runner container would be: the replica's .runner and config.yml, as
     the role stored them in the Secret and the ConfigMap, in its working directory."""
 
-    def __init__(self, lab: HeavyLab, tmp_path: Path, replica: str):
+    def __init__(self, lab: HeavyLab, tmp_path: Path, replica: str, env: dict[str, str] | None = None):
         self.lab, self.replica = lab, replica
         self.dir = tmp_path / replica
         self.proc: subprocess.Popen | None = None
+        self.env = env or {}  # the runner container's environment (DOCKER_HOST: the DinD's socket)
 
     def start(self) -> None:
         self.dir.mkdir(mode=0o700, exist_ok=True)
@@ -140,7 +141,11 @@ class RunnerProcess:
         (self.dir / "config.yml").write_text(self.lab.config_yml())
         log = (self.dir / "runner.log").open("a")
         self.proc = subprocess.Popen(
-            [self.lab.lab_runner, "daemon", "--config", "config.yml"], cwd=self.dir, stdout=log, stderr=log
+            [self.lab.lab_runner, "daemon", "--config", "config.yml"],
+            cwd=self.dir,
+            stdout=log,
+            stderr=log,
+            env={**os.environ, **self.env},
         )
 
     def wait_online(self, timeout: float = 60) -> None:

@@ -3,8 +3,6 @@ that are removed after each test."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 from lab_runner_process import LabRunnerProcess
 from lab_support import LAB, lab_env
@@ -22,16 +20,6 @@ def lab() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def forge(lab) -> LabForge:
     return LabForge(lab["FORGE_GITEA_URL"], lab["FORGE_GITEA_TOKEN_OWNER"], lab["FORGE_GITEA_TOKEN_WRITE_ADMIN"])
-
-
-@pytest.fixture(scope="session")
-def docker_host() -> str:
-    """The lab docker daemon's socket, with the lab image imported; the test is skipped, with dockerd's own
-    error, where docker cannot run."""
-    proc = subprocess.run([str(LAB / "docker"), "up"], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        pytest.skip(f"docker cannot run here: {proc.stderr.strip()[-1500:]}")
-    return lab_env([str(LAB / "docker"), "env"])["LAB_DOCKER_HOST"]
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import time
 import uuid
 
 import pytest
+from fence_probe import assert_fenced, findings, probe_workflow
 
 HOST_JOB = """on: push
 jobs:
@@ -126,6 +127,28 @@ def test_container_job_runs_in_the_lab_image(runners, repos, docker_host):
     assert 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"' in run.log
     assert "dockerenv-exists" in run.log
     assert "forcePull=false" in run.log
+
+
+@pytest.mark.parametrize("setting", ["-", "automount"])
+def test_a_job_reaches_the_engine_only_with_automount(runners, repos, docker_host, setting):
+    """docker_host "-" (the roles' default): the runner finds its daemon through DOCKER_HOST, the job finds no
+    engine and its escape options are dropped. "automount" (the opt-in): the same job reaches the daemon."""
+    name = f"rn-fence-{uuid.uuid4().hex[:8]}"
+    runner = runners([f"{name}:docker://lab/debian12:1"], docker_host=setting)
+    runner.env["DOCKER_HOST"] = docker_host
+    runner.register()
+    runner.start()
+    repo = repos()
+    run = repo.wait_run(repo.push({WORKFLOW: probe_workflow(name, "lab/debian12:1")}), timeout=180)
+    assert run.conclusion == "success", run.log
+    found = findings(run.log)
+    print(f"docker_host {setting}: {found}")
+    if setting == "-":
+        assert_fenced(found)
+        assert "the option --pid=host of the workflow is ignored" in run.log
+    else:
+        assert found["answered"] == ["/var/run/docker.sock"], found
+        assert found["pid1"] != "systemd", "escape options must stay dropped with automount"
 
 
 def test_needs_outputs_reach_the_next_job(runners, repos):

@@ -47,8 +47,9 @@ type Config struct {
 	Container struct {
 		Network    string `yaml:"network"`
 		Privileged bool   `yaml:"privileged"`
-		DockerHost string `yaml:"docker_host"`
-		ForcePull  bool   `yaml:"force_pull"`
+		DockerHost   string   `yaml:"docker_host"`
+		ForcePull    bool     `yaml:"force_pull"`
+		ValidVolumes []string `yaml:"valid_volumes"`
 	} `yaml:"container"`
 	Host struct {
 		WorkdirParent string `yaml:"workdir_parent"`

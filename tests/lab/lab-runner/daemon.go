@@ -69,7 +69,7 @@ func NewDaemon(cfg *Config) (*Daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.Runner.File, err)
 	}
-	if host := cfg.Container.DockerHost; host != "" && host != "-" {
+	if host := cfg.Container.DockerHost; !automaticDockerHost(host) {
 		if err := os.Setenv("DOCKER_HOST", host); err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@ require (
 	connectrpc.com/connect v1.19.1
 	gitea.dev/actions-proto-go v0.6.0
 	github.com/docker/docker v24.0.9+incompatible
+	github.com/kballard/go-shellquote v0.0.0-20180428030007-95032a82bc51
 	github.com/nektos/act v0.261.10
 	github.com/sirupsen/logrus v1.9.3
 	go.yaml.in/yaml/v4 v4.0.0-rc.3
@@ -41,7 +42,6 @@ require (
 	github.com/imdario/mergo v0.3.16 // indirect
 	github.com/jbenet/go-context v0.0.0-20150711004518-d14ea06fba99 // indirect
 	github.com/joho/godotenv v1.5.1 // indirect
-	github.com/kballard/go-shellquote v0.0.0-20180428030007-95032a82bc51 // indirect
 	github.com/kevinburke/ssh_config v1.2.0 // indirect
 	github.com/klauspost/compress v1.17.2 // indirect
 	github.com/mattn/go-colorable v0.1.14 // indirect

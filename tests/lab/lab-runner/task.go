@@ -124,9 +124,11 @@ func (j *Job) execute(ctx context.Context, rep *Reporter) error {
 	rep.Logf("%s runs task %d (job %s) on %s", runnerVersion(), j.task.Id, j.jobID, describePlatform(platform))
 
 	level := logrus.DebugLevel
-	socket := j.cfg.Container.DockerHost
-	if socket == "" {
-		socket = "-"
+	socket := jobDaemonSocket(j.cfg.Container.DockerHost)
+	if !j.cfg.Container.Privileged {
+		for _, dropped := range j.confineContainers() {
+			rep.Logf("privileged is off: the option %s of the workflow is ignored", dropped)
+		}
 	}
 	config := &runner.Config{
 		Workdir:               workdir,
@@ -139,6 +141,7 @@ func (j *Job) execute(ctx context.Context, rep *Reporter) error {
 		Secrets:               j.task.Secrets,
 		Vars:                  j.task.Vars,
 		Privileged:            j.cfg.Container.Privileged,
+		ValidVolumes:          j.cfg.Container.ValidVolumes,
 		ContainerDaemonSocket: socket,
 		ContainerNetworkMode:  docker_container.NetworkMode(j.cfg.Container.Network),
 		GitHubInstance:        strings.TrimPrefix(strings.TrimPrefix(github.ServerURL, "https://"), "http://"),

@@ -51,17 +51,50 @@ def test_register_duplicate_names_warns_and_reports_oldest(forge, run_module):
     assert "2 runners are named twin" in str(result["warnings"])
 
 
+@pytest.mark.parametrize("version", ["11.0.15+gitea-1.22.0", "14.0.2+gitea-1.22.0", "1.27.3"])
+def test_register_by_protocol_where_there_is_no_register_api(forge, run_module, version):
+    forge.version = version
+    args = build_args(forge, {}, {"runner_name": "runner-02", "labels": ["fenced"], "runner_version": "v12.10.2"})
+
+    result = run_module(main, args, check_mode=True)
+    assert result["changed"] and result["runner"]["registration"] == "protocol" and not forge.writes()
+
+    result = run_module(main, args)
+    runner = result["runner"]
+    assert result["changed"] and runner["created"] and runner["registration"] == "protocol"
+    assert runner["token"] == "runner-secret-token" and runner["id"] == 1 and runner["uuid"]
+    assert forge.writes() == [("POST", "/api/actions/runner.v1.RunnerService/Register")]
+    assert forge.runners[1]["labels"] == ["fenced"]
+    assert REGISTRATION_TOKEN not in str(result)
+
+    if version.startswith("1."):  # Gitea lists runners: a second call finds the first
+        assert not run_module(main, args)["changed"] and len(forge.writes()) == 1
+
+
+def test_protocol_register_names_the_request_on_failure(forge, run_module):
+    forge.version = "11.0.15+gitea-1.22.0"
+    forge.registration_token_reset = True
+    result = run_module(main, build_args(forge, {}, {"runner_name": "r", "registration": "protocol"}))
+    assert result["failed"] and "POST" in result["msg"] and "RunnerService/Register" in result["msg"]
+    assert "[401] runner registration token not found" in result["msg"] and not forge.runners
+
+
 BAD_INPUT = [
     *COMMON_BAD_INPUT,
     (
         "register_on_v11",
-        {"runner_name": "r", "_version": "11.0.15+gitea-1.22.0"},
+        {"runner_name": "r", "registration": "api", "_version": "11.0.15+gitea-1.22.0"},
         "needs the runners API of Forgejo 15",
     ),
     (
         "register_on_gitea",
-        {"runner_name": "r", "_version": "1.27.3"},
+        {"runner_name": "r", "registration": "api", "_version": "1.27.3"},
         "Registering a runner through the API is Forgejo's",
+    ),
+    (
+        "ephemeral_by_protocol",
+        {"runner_name": "r", "ephemeral": True, "_version": "11.0.15+gitea-1.22.0"},
+        "ephemeral needs the register API",
     ),
     ("description_without_name", {"description": "x"}, "description and ephemeral apply only to a registration"),
     ("empty_runner_name", {"runner_name": " "}, "runner_name must not be empty"),
