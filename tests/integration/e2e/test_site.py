@@ -239,9 +239,11 @@ def test_06_no_secret_leaks(lab):
     )
     hits = vm(search, key, check=False, stdin="\n".join(secrets.values()) + "\n").stdout.split()
     found += [("a token", f"world-readable {path}") for path in hits]
-    # The admin and registration tokens never reach the VM: registration happens on the controller.
+    # The admin and registration tokens never reach the VM: registration happens on the controller. Every file
+    # but the packages' (/usr) and the job images' layers is searched.
     anywhere = (
-        "umask 077; cat > /run/e2e-secrets; find / -xdev -type f -size -20M ! -path /run/e2e-secrets 2>/dev/null"
+        "umask 077; cat > /run/e2e-secrets; find / -xdev \\( -path /usr -o -path /var/lib/docker/overlay2 \\) -prune"
+        " -o -type f -size -20M ! -path /run/e2e-secrets -print 2>/dev/null"
         " | xargs -r grep -lF -f /run/e2e-secrets; rm -f /run/e2e-secrets"
     )
     controller_only = [secrets["admin token"], secrets["registration token"]]
