@@ -27,6 +27,13 @@ options:
       - Verify the server's TLS certificate.
     type: bool
     default: true
+  allow_insecure_http:
+    description:
+      - Accept a plain C(http://) O(api_url). Tokens then cross the network readable, so the modules refuse it
+        unless this is set, for a forge on the same host or a trusted link (the collection's lab sets it).
+      - If not set, the environment variable E(FORGEJO_ALLOW_INSECURE_HTTP) is used.
+    type: bool
+    default: false
   timeout:
     description:
       - Seconds to wait for each HTTP request.

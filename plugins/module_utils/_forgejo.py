@@ -34,6 +34,11 @@ CONNECTION_ARGS: dict[str, dict[str, t.Any]] = {
     "api_url": {"type": "str", "required": True, "fallback": (env_fallback, ["FORGEJO_URL"])},
     "api_token": {"type": "str", "required": True, "no_log": True, "fallback": (env_fallback, ["FORGEJO_TOKEN"])},
     "validate_certs": {"type": "bool", "default": True},
+    "allow_insecure_http": {
+        "type": "bool",
+        "default": False,
+        "fallback": (env_fallback, ["FORGEJO_ALLOW_INSECURE_HTTP"]),
+    },
     "timeout": {"type": "int", "default": 30},
     "retries": {"type": "int", "default": 3},
 }
@@ -140,6 +145,11 @@ class ForgejoClient:
             raise ValueError(f"api_url must be an http:// or https:// URL, got {params['api_url']!r}")
         self.root = params["api_url"].rstrip("/").removesuffix("/api/v1")
         self.base = self.root + API_PREFIX
+        if self.root.startswith("http://") and not params.get("allow_insecure_http"):
+            raise ValueError(
+                f"api_url {self.root} is plain http, which would send the tokens readable over the network. "
+                "Use the forge's https:// URL, or set allow_insecure_http for a forge reached over a trusted link."
+            )
         self.token = params["api_token"]
         self.validate_certs = params["validate_certs"]
         self.timeout = params["timeout"]

@@ -86,6 +86,7 @@ def poll(config: dict[str, t.Any], state: State, unit: Unit, now: float) -> tupl
         "api_url": config["api_url"],
         "api_token": _read_token(config["token_file"]),
         "validate_certs": config.get("validate_certs", True),
+        "allow_insecure_http": bool(config.get("allow_insecure_http", False)),
         "timeout": int(config.get("timeout", 10)),
         "retries": 0,  # the next timer tick is the retry
         "scope": config.get("scope", "instance"),

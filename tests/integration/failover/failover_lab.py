@@ -241,6 +241,7 @@ class Playbook:
             "ansible_become_method": "ansible.builtin.su",
             "failover_mode": mode,
             "failover_api_url": self.forge.url,
+            "failover_allow_insecure_http": True,  # the lab forge: plain http in the lab's namespace
             "failover_watchdog_token": self.forge.read_token,
             "failover_primary_name": PRIMARY,
             "failover_standby_name": STANDBY,

@@ -41,6 +41,7 @@ class HeavyLab:
             "k3s_heavy_runner_kubeconfig": self.kubeconfig,
             "k3s_heavy_runner_forgejo_url": self.forge_url,
             "k3s_heavy_runner_forgejo_api_token": self.admin_token,
+            "k3s_heavy_runner_allow_insecure_http": True,  # the lab forge: plain http in the lab's namespace
             "k3s_heavy_runner_forge_cidrs": ["198.51.100.10/32"],
             "k3s_heavy_runner_egress_cidrs": ["192.0.2.0/24"],
             "k3s_heavy_runner_image": "code.forgejo.org/forgejo/runner:12.10.2" + DIGEST,

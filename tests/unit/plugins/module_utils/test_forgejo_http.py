@@ -60,7 +60,8 @@ def test_requests_share_one_kept_alive_connection(forge):
     for index in range(120):
         forge.add_runner(f"r-{index}")
     client = ForgejoClient(
-        {"api_url": forge.url, "api_token": ADMIN_TOKEN, "validate_certs": True, "timeout": 5, "retries": 0}
+        {"api_url": forge.url, "api_token": ADMIN_TOKEN, "allow_insecure_http": True, "timeout": 5, "retries": 0}
+        | {"validate_certs": True}
     )
     assert len(client.list_runners(Scope("instance"))) == 120
     assert client.online_runners(Scope("instance")) == []
@@ -74,6 +75,7 @@ def test_plain_http_goes_through_the_proxy_the_environment_names(forge, monkeypa
     monkeypatch.setenv("http_proxy", forge.url)
     forge.add_runner("through-proxy")
     args = {"api_url": "http://forge.invalid:3000", "api_token": ADMIN_TOKEN, "validate_certs": True}
+    args["allow_insecure_http"] = True
     client = ForgejoClient({**args, "timeout": 5, "retries": 0})
     assert [r["name"] for r in client.list_runners(Scope("instance"))] == ["through-proxy"]
 

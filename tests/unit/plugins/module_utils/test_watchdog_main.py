@@ -36,6 +36,7 @@ def setup(forge, tmp_path):
     token.write_text(READ_ADMIN_TOKEN + "\n")
     config = {
         "api_url": forge.url,
+        "allow_insecure_http": True,
         "token_file": str(token),
         "primary_uuid": primary["uuid"],
         "unit": "runner.service",

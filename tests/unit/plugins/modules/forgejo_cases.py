@@ -20,11 +20,12 @@ COMMON_BAD_INPUT = [
     ("bad_scope", {"scope": "galaxy"}, "value of scope must be one of"),
     ("not_a_url", {"api_url": "forge.example.org"}, "api_url must be an http:// or https:// URL"),
     ("server_error", {"_fail": [500], "retries": 0}, "[500] injected failure"),
+    ("plain_http_refused", {"allow_insecure_http": False}, "is plain http, which would send the tokens readable"),
 ]
 
 
 def build_args(forge, overrides, base):
-    args = {"api_url": forge.url, "api_token": ADMIN_TOKEN, **base}
+    args = {"api_url": forge.url, "api_token": ADMIN_TOKEN, "allow_insecure_http": True, **base}
     for key, value in overrides.items():
         if key == "_fail":
             forge.fail_next = list(value)

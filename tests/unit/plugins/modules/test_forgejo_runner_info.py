@@ -87,3 +87,13 @@ def test_certificate_is_verified_unless_told_otherwise(run_module, self_signed_c
         assert not accepted.get("failed") and [r["name"] for r in accepted["runners"]] == ["runner-01"]
     finally:
         tls.stop()
+
+
+def test_plain_http_only_when_allowed_by_option_or_environment(forge, run_module, monkeypatch):
+    args = build_args(forge, {}, {})
+    del args["allow_insecure_http"]
+    monkeypatch.delenv("FORGEJO_ALLOW_INSECURE_HTTP", raising=False)
+    refused = run_module(main, args)
+    assert refused["failed"] and "Use the forge's https:// URL" in refused["msg"] and forge.requests == []
+    monkeypatch.setenv("FORGEJO_ALLOW_INSECURE_HTTP", "true")
+    assert not run_module(main, args).get("failed")
