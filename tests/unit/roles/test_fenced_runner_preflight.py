@@ -64,6 +64,7 @@ def _valid(forge_url: str) -> dict[str, Any]:
         "fenced_runner_binary_checksum": f"sha256:{HEX}",
         "fenced_runner_forgejo_url": forge_url,
         "fenced_runner_forgejo_api_token": "frtest-not-a-real-token",
+        "fenced_runner_allow_insecure_http": True,
         "fenced_runner_boot_timeout": 1,
     }
 
@@ -136,6 +137,12 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
     ("registration-unknown", {"fenced_runner_registration": "ldap"}, "fenced_runner_registration"),
     ("domain-type-unknown", {"fenced_runner_domain_type": "xen"}, "fenced_runner_domain_type"),
     ("forge-url-scheme", {"fenced_runner_forgejo_url": "forge.example.org"}, "is not the forge's http(s) base URL"),
+    ("forge-plain-http", {"fenced_runner_allow_insecure_http": False}, "is not https: the admin and runner tokens"),
+    (
+        "scope-org-unnamed",
+        {"fenced_runner_scope": "org"},
+        "name the organisation in fenced_runner_scope_org",
+    ),
     ("forge-token-empty", {"fenced_runner_forgejo_api_token": ""}, "fenced_runner_forgejo_api_token is empty"),
     ("ssh-keys-empty", {"fenced_runner_ssh_authorized_keys": []}, "nobody could log in to the VM"),
     ("retire-self", {"fenced_runner_retire": ["frtest-runner-01"]}, "fenced_runner_retire lists the runner itself"),
