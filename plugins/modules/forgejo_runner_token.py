@@ -21,7 +21,9 @@ description:
   - Registration is idempotent by name where the forge lists runners (Forgejo 15, Gitea 1.24 or later). When a
     runner of that name already exists in the scope, nothing is created and its token is not returned (the forge
     shows it only once). On a forge without that list, O(registration=protocol) registers on every call.
-  - Every returned token is a secret. Set C(no_log) to V(true) on the task.
+  - Every returned token is a secret. Set C(no_log) to V(true) on the task. A result that carries a token is
+    hidden from every output, C(-vvv) included, even on a task without C(no_log) (the module's action plugin
+    marks it as C(no_log) would); the registered variable keeps the token for the tasks that need it.
 extends_documentation_fragment:
   - foundation.runners.forgejo
   - foundation.runners.forgejo.SCOPE

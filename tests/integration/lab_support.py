@@ -7,6 +7,7 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -44,17 +45,22 @@ class Ansible:
     def __call__(
         self, module: str, args: dict, check: bool = False, diff: bool = False, extra_env: dict | None = None
     ) -> dict:
-        command = [str(ROOT / ".venv" / "bin" / "ansible"), "localhost", "-c", "local", "-i", "localhost,"]
-        command += ["-m", f"foundation.runners.{module}", "-a", json.dumps(args)]
-        command += ["--check"] if check else []
-        command += ["--diff"] if diff else []
-        env = {**self.env, **(extra_env or {})}
-        proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-        try:
-            data = json.loads(proc.stdout)
-            return data["plays"][0]["tasks"][0]["hosts"]["localhost"]
-        except (ValueError, KeyError, IndexError):
-            pytest.fail(f"ansible {module} gave no result (rc {proc.returncode}): {proc.stdout}\n{proc.stderr}")
+        """The module's registered result. It is read from a private file, not from the output: a result that
+        carries a token is censored in every output, as forgejo_runner_token's are."""
+        with tempfile.TemporaryDirectory() as scratch:
+            kept = Path(scratch) / "result.json"
+            task = {f"foundation.runners.{module}": args, "register": "result", "ignore_errors": True}
+            task.update(check_mode=check, diff=diff)
+            keep = {"ansible.builtin.copy": {"content": "{{ result | to_json }}", "dest": str(kept), "mode": "0600"}}
+            keep.update(check_mode=False, diff=False, no_log=True)
+            play = Path(scratch) / "play.json"
+            play.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": [task, keep]}]))
+            command = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-c", "local", "-i", "localhost,"]
+            env = {**self.env, "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default", **(extra_env or {})}
+            proc = subprocess.run([*command, str(play)], capture_output=True, text=True, env=env, check=False)
+            if not kept.exists():
+                pytest.fail(f"ansible {module} gave no result (rc {proc.returncode}): {proc.stdout}\n{proc.stderr}")
+            return json.loads(kept.read_text())
 
     def playbook(self, playbook: Path, extra_vars: dict, *options: str) -> subprocess.CompletedProcess:
         env = {**self.env, "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"}
