@@ -186,6 +186,11 @@ def test_restarts_keep_one_identity(heavy: HeavyLab, tmp_path):
 
 def test_scale_to_two_and_back_with_secrets_hidden(heavy: HeavyLab, tmp_path):
     first = json.loads(heavy.secret()[f"{NAME}-0"])
+    # An earlier run was killed between registering replica 1 and storing its .runner: an offline record.
+    orphan = heavy.ansible(
+        "forgejo_runner_token",
+        {"api_url": heavy.forge_url, "api_token": heavy.admin_token, "runner_name": f"{NAME}-1"},
+    )["runner"]
     proc = heavy.run("-vvv", k3s_heavy_runner_replicas=2)[0]
     assert proc.returncode == 0, proc.stdout[-6000:]
     heavy.wait_ready(2)
@@ -196,6 +201,7 @@ def test_scale_to_two_and_back_with_secrets_hidden(heavy: HeavyLab, tmp_path):
     records = heavy.runners()
     assert sorted(r["name"] for r in records) == [f"{NAME}-0", f"{NAME}-1"]
     assert {r["id"] for r in records} == {first["id"], second["id"]}
+    assert orphan["id"] not in {r["id"] for r in records}, "the interrupted run's record was kept"
 
     leaked = [s for s in heavy.secret_values() if s and s in proc.stdout + proc.stderr]
     assert not leaked, "a secret appears in the -vvv output"
