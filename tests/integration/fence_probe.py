@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 
 # The probe, in bash. ask WHERE: GET /version from a unix socket path or a host:port; the status line or "none".
-SCRIPT = r"""ask() {
+SCRIPT = r"""set +e +o pipefail  # every probe runs, whatever the one before found
+ask() {
   perl -MIO::Socket::UNIX -MIO::Socket::INET -e '
     my $s = $ARGV[0] =~ m{^/} ? IO::Socket::UNIX->new(Peer => $ARGV[0])
                               : IO::Socket::INET->new(PeerAddr => $ARGV[0], Timeout => 3);
@@ -26,8 +27,10 @@ sockets=$( (ls -d /var/run/docker.sock 2>/dev/null; find /run /var/run -xdev -ty
 echo "FENCE sockets=$(echo $sockets | tr ' ' ,)"
 for s in $sockets; do echo "FENCE socket $s answers=$(ask "$s" | tr -d '\n')"; done
 hex=$(awk '$2 == "00000000" {print $3; exit}' /proc/net/route)
-gw=$(printf '%d.%d.%d.%d' "0x${hex:6:2}" "0x${hex:4:2}" "0x${hex:2:2}" "0x${hex:0:2}")
-for port in 2375 2376; do echo "FENCE tcp $gw:$port answers=$(ask "$gw:$port" | tr -d '\n')"; done
+if [ -n "$hex" ]; then
+  gw=$(printf '%d.%d.%d.%d' "0x${hex:6:2}" "0x${hex:4:2}" "0x${hex:2:2}" "0x${hex:0:2}")
+  for port in 2375 2376; do echo "FENCE tcp $gw:$port answers=$(ask "$gw:$port" | tr -d '\n')"; done
+fi
 echo "FENCE done"
 """
 PROBE = "\n      - name: try to leave the container\n        shell: bash\n        run: |\n" + "".join(
