@@ -99,10 +99,17 @@ def test_02_fenced_job_runs_in_the_vm(lab, repo):
     print(f"job in VM: kernel {seen['kernel']} (CI machine {os.uname().release}), container {seen['hostname']}")
 
 
-def test_02b_a_fenced_job_cannot_leave_its_container(lab, repo):
-    """The job, as an attacker: no engine socket answers, the escape options are dropped, no runner file."""
-    image = lab.env.get("LAB_JOB_IMAGE_NAME", "lab/debian12:1")
-    run = repo.wait_run(repo.push({".gitea/workflows/fence.yml": probe_workflow("fenced", image)}), timeout=600)
+def test_02b_a_fenced_job_cannot_leave_its_container(lab):
+    """The job, as an attacker: no engine socket answers, the escape options are dropped. A repository of its
+    own, so that its push starts this workflow alone."""
+    env = lab.env
+    forge = LabForge(env["FORGE_GITEA_URL"], env["FORGE_GITEA_TOKEN_OWNER"], env["FORGE_GITEA_TOKEN_WRITE_ADMIN"])
+    repo = forge.create_repo("e2e-fence")
+    try:
+        image = env.get("LAB_JOB_IMAGE_NAME", "lab/debian12:1")
+        run = repo.wait_run(repo.push({".gitea/workflows/fence.yml": probe_workflow("fenced", image)}), timeout=600)
+    finally:
+        repo.delete()
     assert run.conclusion == "success", run.log
     found = findings(run.log)
     assert_fenced(found)
