@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_nwfilter as nwf
+
 LIBVIRT_IMPORT_ERROR: ImportError | None
 try:
     import libvirt
@@ -460,10 +462,13 @@ class DomainSpec:
     overlay_volume: str
     seed_volume: str | None
     guest_agent: bool = False
+    nwfilter: dict[str, Any] | None = None
 
     def spec_hash(self) -> str:
         data = asdict(self)
         data.pop("seed_volume")
+        if not nwf.is_set(data["nwfilter"]):
+            data.pop("nwfilter")  # so that the hash of a domain without a filter is what it was before the option
         return "sha256:" + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -594,6 +599,7 @@ def _interface_element(spec: DomainSpec) -> ET.Element:
     ET.SubElement(iface, "mac", address=spec.mac)
     ET.SubElement(iface, "source", {spec.interface_type: spec.interface_source})
     ET.SubElement(iface, "model", type="virtio")
+    nwf.replace(iface, spec.nwfilter)
     return iface
 
 
@@ -632,6 +638,7 @@ def domain_fields(xml: str) -> dict[str, Any]:
         "interface_source": source.get(iface_type or "", None) if source is not None else None,
         "mac": (mac.get("address") or "").lower() if mac is not None else None,
         "guest_agent": any(t.get("name") == "org.qemu.guest_agent.0" for t in root.findall("devices/channel/target")),
+        "nwfilter": nwf.read(iface),
     }
 
 
@@ -695,6 +702,10 @@ def apply_fields(xml: str, spec: DomainSpec, fields: list[str]) -> str:
                 mac = ET.Element("mac")
                 iface.insert(0, mac)
             mac.set("address", spec.mac)
+    if "nwfilter" in fields:
+        iface = _first_interface(root)
+        if iface is not None:
+            nwf.replace(iface, spec.nwfilter)
     if "guest_agent" in fields:
         for chan in devices.findall("channel"):
             target = chan.find("target")
@@ -801,6 +812,31 @@ def _replace_metadata(root: ET.Element, meta: dict[str, str]) -> None:
     for old in md.findall(f"{{{METADATA_NS}}}instance"):
         md.remove(old)
     md.append(metadata_element(meta, namespaced=True))
+
+
+def check_nwfilter(conn: Any, name: str) -> None:
+    """Fails unless the network filter ``name`` is defined on the host."""
+    try:
+        conn.nwfilterLookupByName(name)
+    except libvirt.libvirtError as exc:
+        raise LibvirtVmError(
+            f"network filter {name!r} is not defined on {conn.getURI()} ({err(exc)}); its host needs libvirt's "
+            "nwfilter driver and filters (package libvirt-daemon-config-nwfilter, which the kvm_host role installs), "
+            "or a filter of that name defined with 'virsh nwfilter-define'"
+        ) from exc
+
+
+def set_live_nwfilter(dom: Any, live_xml: str, want: dict[str, Any]) -> str | None:
+    """Give the running domain's first NIC the filter ``want``; returns libvirt's refusal, or None when done."""
+    iface = _first_interface(ET.fromstring(live_xml))
+    if iface is None:
+        return "the domain has no network interface"
+    nwf.replace(iface, want)
+    try:
+        dom.updateDeviceFlags(ET.tostring(iface, encoding="unicode"), libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    except libvirt.libvirtError as exc:
+        return err(exc)
+    return None
 
 
 def libvirt_argument_spec() -> dict[str, Any]:

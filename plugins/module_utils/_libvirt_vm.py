@@ -28,6 +28,8 @@ class VmOptions:
     mac: str | None = None
     checksum: str | None = None
     image_is_url: bool = False
+    # {name, parameters} (see _libvirt_nwfilter.canonical); None when the option is not given.
+    nwfilter: dict[str, Any] | None = None
 
 
 class VmManager:
@@ -61,6 +63,7 @@ class VmManager:
         self.mac: str | None = None
         self.checksum: str | None = None
         self.image_is_url = False
+        self.nwfilter: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -150,6 +153,7 @@ class VmManager:
         self.mac = options.mac
         self.checksum = options.checksum
         self.image_is_url = options.image_is_url
+        self.nwfilter = options.nwfilter
         self.conn = lv.connect(self.p["uri"])
         state = self.p["state"]
         dom = lv.lookup_domain(self.conn, self.name)

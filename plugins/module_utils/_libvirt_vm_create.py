@@ -101,6 +101,8 @@ def create(vm: Any, state: str, replacing: frozenset[str] = frozenset()) -> dict
     vm.check_interface(*iface)
     mac = vm.mac or seedlib.derive_mac(vm.name)
     vm.check_mac_free(mac)
+    if lv.nwf.is_set(vm.nwfilter):
+        lv.check_nwfilter(vm.conn, vm.nwfilter["name"])
     overlay_name, seed_name = volume_names(vm.name)
     seeded = p["seed"] != "absent"
     iso, instance_id = vm.build_seed(mac) if seeded else (b"", None)
@@ -127,6 +129,7 @@ def create(vm: Any, state: str, replacing: frozenset[str] = frozenset()) -> dict
         overlay_volume=overlay_name,
         seed_volume=seed_name if seeded else None,
         guest_agent=bool(p["guest_agent"]),
+        nwfilter=vm.nwfilter,
     )
     xml = lv.render_domain_xml(spec)
     vm.diffs.append(

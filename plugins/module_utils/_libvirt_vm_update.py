@@ -11,6 +11,18 @@ from ansible_collections.foundation.runners.plugins.module_utils._libvirt import
 
 libvirt = lv.libvirt
 
+# The domain's fields compared with the options, in the order changes are reported.
+DRIFT_FIELDS = (
+    "domain_type",
+    "vcpus",
+    "memory_mib",
+    "interface_type",
+    "interface_source",
+    "mac",
+    "guest_agent",
+    "nwfilter",
+)
+
 
 def update(vm: Any, dom: Any, meta: dict[str, str], state: str) -> dict[str, Any]:
     p = vm.p
@@ -31,11 +43,11 @@ def update(vm: Any, dom: Any, meta: dict[str, str], state: str) -> dict[str, Any
         want["mac"] = vm.mac
     if p["guest_agent"] is not None:
         want["guest_agent"] = p["guest_agent"]
-    fields = [
-        k
-        for k in ("domain_type", "vcpus", "memory_mib", "interface_type", "interface_source", "mac", "guest_agent")
-        if want[k] != cur[k]
-    ]
+    if vm.nwfilter is not None:
+        want["nwfilter"] = vm.nwfilter
+        if lv.nwf.is_set(vm.nwfilter):
+            lv.check_nwfilter(vm.conn, vm.nwfilter["name"])
+    fields = [k for k in DRIFT_FIELDS if want[k] != cur[k]]
     if ("interface_type" in fields or "interface_source" in fields) and iface is not None:
         vm.check_interface(*iface)
     if "mac" in fields:
@@ -56,10 +68,12 @@ def update(vm: Any, dom: Any, meta: dict[str, str], state: str) -> dict[str, Any
         overlay_volume=meta.get("overlay-volume") or f"{vm.name}.qcow2",
         seed_volume=seed_name if seed_kept else None,
         guest_agent=bool(want["guest_agent"]),
+        nwfilter=want["nwfilter"],
     )
     new_xml = lv.apply_fields(old_xml, spec, fields) if fields else lv.canonical_xml(old_xml)
     for f in fields:
-        vm.act(f"set {f}: {cur[f]} -> {want[f]}")
+        shown = (lv.nwf.describe(cur[f]), lv.nwf.describe(want[f])) if f == "nwfilter" else (cur[f], want[f])
+        vm.act(f"set {f}: {shown[0]} -> {shown[1]}")
     active = bool(dom.isActive())
     live_xml = dom.XMLDesc(0) if active else None
 
@@ -163,19 +177,9 @@ def update(vm: Any, dom: Any, meta: dict[str, str], state: str) -> dict[str, Any
     pending: list[str] = []
     if active:
         live = lv.domain_fields(live_xml)
-        pending = [
-            k
-            for k in (
-                "domain_type",
-                "vcpus",
-                "memory_mib",
-                "interface_type",
-                "interface_source",
-                "mac",
-                "guest_agent",
-            )
-            if live[k] != want[k]
-        ]
+        pending = [k for k in DRIFT_FIELDS if live[k] != want[k]]
+        if "nwfilter" in pending and _live_nwfilter(vm, dom, live_xml, want["nwfilter"]):
+            pending.remove("nwfilter")
     result["pending"] = pending
     result["restart_required"] = False
     if pending and state in ("running", "present"):
@@ -188,6 +192,18 @@ def update(vm: Any, dom: Any, meta: dict[str, str], state: str) -> dict[str, Any
         else:
             result["restart_required"] = True
     return result
+
+
+def _live_nwfilter(vm: Any, dom: Any, live_xml: str, want: dict[str, Any]) -> bool:
+    """Apply a network filter change to the running domain's NIC; False when libvirt refuses it live."""
+    vm.act(f"apply nwfilter {lv.nwf.describe(want)} to the running domain")
+    if vm.check:
+        return True
+    refusal = lv.set_live_nwfilter(dom, live_xml, want)
+    if refusal is not None:
+        vm.warn(f"the running domain {vm.name!r} keeps its old network filter until its next boot: {refusal}")
+        return False
+    return True
 
 
 def _device(vm: Any, dom: Any, op: str, xml: str) -> None:

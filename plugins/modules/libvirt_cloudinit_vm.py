@@ -18,11 +18,11 @@ description:
     C(https://foundation.runners/libvirt_cloudinit_vm/1) recording the pool, the base volume, the overlay,
     the seed and a spec hash. A domain of the same name without that metadata is never touched.
   - B(Drift policy.) For an existing domain, O(vcpus), O(memory), O(bridge), O(network), O(mac),
-    O(domain_type) and O(guest_agent) are compared with the persistent configuration when given (options
-    left out are kept as they are). Differences are written to the persistent configuration. A running
-    domain gets them at its next cold boot, and the module returns RV(restart_required=true) on every run
-    until then, unless O(restart_on_change=true), which shuts the domain down (ACPI, O(shutdown_timeout),
-    O(force)) and starts it again.
+    O(domain_type), O(guest_agent) and O(nwfilter) are compared with the persistent configuration when given
+    (options left out are kept as they are). Differences are written to the persistent configuration. A running
+    domain gets them at its next cold boot (O(nwfilter) at once), and the module returns RV(restart_required=true)
+    on every run until then, unless O(restart_on_change=true), which shuts the domain down (ACPI,
+    O(shutdown_timeout), O(force)) and starts it again.
   - A failed run deletes every object it created itself, newest first, and leaves everything that existed
     before as it was.
   - B(Crash consistency.) A run can also die without that rollback (the controller is killed, libvirtd dies
@@ -162,6 +162,30 @@ options:
     description:
       - Add the qemu guest agent channel (C(org.qemu.guest_agent.0)). When creating and not given, V(false).
     type: bool
+  nwfilter:
+    description:
+      - A libvirt network filter on the NIC (its C(<filterref>)), which the host applies to every frame the guest
+        sends or receives, whatever the guest does as root.
+      - V(clean-traffic), one of libvirt's stock filters, drops frames whose source MAC, IP or ARP data are not the
+        guest's own, and every non-IP, non-ARP frame. Nothing else about the guest's networking changes.
+      - When not given, an existing domain keeps the filter it has. An empty O(nwfilter.name) removes it.
+      - A running domain gets a changed filter at once (libvirt updates the NIC live); should libvirt refuse, the
+        module warns and the change waits for the next boot (RV(restart_required)).
+      - The filter must be defined on the host (C(virsh nwfilter-list)); the stock ones come with the package
+        C(libvirt-daemon-config-nwfilter).
+    type: dict
+    suboptions:
+      name:
+        description: Name of the filter, for example V(clean-traffic).
+        type: str
+        required: true
+      parameters:
+        description:
+          - The filter's variables, name to a value or a list of values, for example C({IP: 198.51.100.21}).
+          - C(IP) defaults to the address of O(ip_address), so the filter does not have to learn it from the
+            guest's first packets.
+        type: dict
+        default: {}
   autostart:
     description:
       - Start the domain when the libvirt host boots. When creating and not given, V(false).
@@ -244,6 +268,9 @@ seealso:
   - name: cloud-init NoCloud datasource
     description: The seed format this module writes.
     link: https://docs.cloud-init.io/en/latest/reference/datasources/nocloud.html
+  - name: libvirt network filters
+    description: The C(clean-traffic) filter and the variables O(nwfilter.parameters) sets.
+    link: https://libvirt.org/formatnwfilter.html
 requirements:
   - pycdlib
   - PyYAML
@@ -265,6 +292,9 @@ EXAMPLES = r"""
     ip_address: 198.51.100.21/24
     gateway: 198.51.100.1
     nameservers: [198.51.100.1]
+    # the guest cannot take another host's MAC or IP address (IP defaults to ip_address's)
+    nwfilter:
+      name: clean-traffic
     autostart: true
     user_data:
       users:
@@ -390,6 +420,7 @@ from ansible.module_utils.urls import fetch_url
 
 from ansible_collections.foundation.runners.plugins.module_utils import _cloudinit_seed as seedlib
 from ansible_collections.foundation.runners.plugins.module_utils import _libvirt as lv
+from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_nwfilter as nwf
 from ansible_collections.foundation.runners.plugins.module_utils._libvirt import LibvirtVmError
 from ansible_collections.foundation.runners.plugins.module_utils._libvirt_vm import VmManager, VmOptions
 
@@ -446,6 +477,10 @@ def validate_options(p: dict[str, Any]) -> VmOptions:
             )
         except seedlib.SeedError as exc:
             raise LibvirtVmError(str(exc)) from exc
+    try:
+        opts.nwfilter = nwf.canonical(p["nwfilter"], p["ip_address"])
+    except nwf.NwfilterError as exc:
+        raise LibvirtVmError(str(exc)) from exc
     return opts
 
 
@@ -482,6 +517,10 @@ def main() -> None:
         force={"type": "bool", "default": False},
         restart_on_change={"type": "bool", "default": False},
         keep_instance={"type": "bool", "default": True},
+        nwfilter={
+            "type": "dict",
+            "options": {"name": {"type": "str", "required": True}, "parameters": {"type": "dict", "default": {}}},
+        },
     )
     module = AnsibleModule(
         argument_spec=argument_spec,

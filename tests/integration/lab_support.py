@@ -63,7 +63,11 @@ class Ansible:
             return json.loads(kept.read_text())
 
     def playbook(self, playbook: Path, extra_vars: dict, *options: str) -> subprocess.CompletedProcess:
+        command, env = self.playbook_command(playbook, extra_vars, *options)
+        return subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+
+    def playbook_command(self, playbook: Path, extra_vars: dict, *options: str) -> tuple[list[str], dict[str, str]]:
+        """The command line and environment of an ansible-playbook run on localhost."""
         env = {**self.env, "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"}
         command = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,", "-c", "local"]
-        command += [str(playbook), "-e", json.dumps(extra_vars), *options]
-        return subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        return [*command, str(playbook), "-e", json.dumps(extra_vars), *options], env

@@ -94,10 +94,10 @@ class Site:
         return run
 
 
-def host(*command: str, check: bool = True) -> subprocess.CompletedProcess:
+def host(*command: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
     """A command in crunchy01's container."""
     pid = sh(str(LAB / "kvm-host"), "pid", HOST).stdout.strip()
-    return sh("nsenter", "-t", pid, "-m", "-u", "-i", "-n", "-p", "--", *command, check=check)
+    return sh("nsenter", "-t", pid, "-m", "-u", "-i", "-n", "-p", "--", *command, check=check, input=stdin)
 
 
 def virsh(*args: str, check: bool = True) -> str:

@@ -20,8 +20,11 @@ from fence_probe import assert_fenced, findings, probe_workflow
 from lab_support import LAB, ROOT
 from lab_workflows import LabForge, Run
 from site_lab import HOST, OLD_VM, OUTPUT, VM, Forge, Site, host, lab_from_nothing, lab_up, sh, virsh, vm
+from spoof_probe import try_spoofing
 
 ONLINE = {"online", "idle", "active"}
+FORGE_IP = "198.51.100.10"
+GATEWAY_IP = "198.51.100.1"  # the controller: the lab LAN's way out, as the site's gateway is
 PROBE = """\
 on: push
 jobs:
@@ -115,6 +118,40 @@ def test_02b_a_fenced_job_cannot_leave_its_container(lab):
     assert_fenced(found)
     config = vm("cat /var/lib/forgejo-runner/config.yml", lab.env["LAB_VM_SSH_KEY"], check=False).stdout
     print(f"fenced job as attacker: {found}; runner config docker_host line: {re.findall('docker_host:.*', config)}")
+
+
+def test_02c_the_vm_cannot_spoof_the_lan(lab):
+    """Root in the VM (what a job that escaped its container would be) sends from another address of the LAN and
+    claims the gateway's address by gratuitous ARP. clean-traffic on the VM's NIC stops both; with the filter
+    lifted (live, for this test only) the same tries work, so the first result means something."""
+    key = lab.env["LAB_VM_SSH_KEY"]
+    victims = [["ip", "netns", "exec", "frlab-forge"], ["ip", "netns", "exec", f"frlab-{HOST}"]]
+
+    def spoof():
+        return try_spoofing(
+            lambda script: vm(script, key).stdout,
+            target=FORGE_IP,
+            spoof_address="198.51.100.49",
+            claim=GATEWAY_IP,
+            victims=victims,
+        )
+
+    live = virsh("dumpxml", VM)
+    assert "<filterref filter='clean-traffic'>" in live and "<filterref filter='clean-traffic'>" in virsh(
+        "dumpxml", "--inactive", VM
+    )
+    filtered = spoof()
+    iface = re.search(r"<interface .*?</interface>", live, re.S)[0]
+    set_live_nic = lambda xml: host("virsh", "-q", "update-device", VM, "/dev/stdin", "--live", stdin=xml)  # noqa: E731
+    set_live_nic(re.sub(r"<filterref.*?</filterref>", "", iface, flags=re.S))
+    try:
+        unfiltered = spoof()
+    finally:
+        set_live_nic(iface)
+    assert "<filterref filter='clean-traffic'>" in virsh("dumpxml", VM)
+    assert filtered.blocked, filtered
+    assert unfiltered.worked, unfiltered
+    print(f"VM spoofing with clean-traffic: {filtered}; with the filter lifted: {unfiltered}")
 
 
 class Spread:
@@ -263,11 +300,15 @@ def test_06_no_secret_leaks(lab):
 def test_07_the_bridge_rule_keeps_the_runner_online(lab):
     forge = lab.forge
     # The default covers the VM bridge alone: another bridge (k3s' cni0 on crunchy01) gets no ACCEPT.
-    for _attempt in range(3):  # the stand-in may flush between the two commands
-        host("systemctl", "start", "libvirt-bridge-forward.service")
-        rules = [line for line in host("iptables", "-S", "FORWARD").stdout.splitlines() if "physdev" in line]
-        if rules:
-            break
+    host("ip", "link", "add", "cni0", "type", "bridge", check=False)
+    try:
+        for _attempt in range(3):  # the stand-in may flush between the two commands
+            host("systemctl", "start", "libvirt-bridge-forward.service")
+            rules = [line for line in host("iptables", "-S", "FORWARD").stdout.splitlines() if "physdev" in line]
+            if rules:
+                break
+    finally:
+        host("ip", "link", "del", "cni0", check=False)
     assert rules == ["-A FORWARD -i br0 -m physdev --physdev-is-bridged -j ACCEPT"], rules
     host("systemctl", "disable", "--now", "libvirt-bridge-forward.timer")
     try:

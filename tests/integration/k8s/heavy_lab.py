@@ -63,6 +63,9 @@ class HeavyLab:
         changed = int(recap.group(2)) if recap else -1
         return proc, changed
 
+    def playbook_path(self, playbook: str = "heavy.yml") -> Path:
+        return PLAYBOOKS / playbook
+
     def run_ok(self, *options: str, **overrides) -> int:
         proc, changed = self.run(*options, **overrides)
         if proc.returncode:

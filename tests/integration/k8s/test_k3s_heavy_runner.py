@@ -7,10 +7,13 @@ then the runner identities (restarts, scale up, scale down) and the -vvv secrecy
 from __future__ import annotations
 
 import json
+import random
 
 import kubernetes_validate
 import pytest
+import requests
 from heavy_lab import DIGEST, NAME, HeavyLab, RunnerProcess
+from interrupt import run_killed
 
 SCHEMA_VERSIONS = ["1.29.0", "1.30.0", "1.31.0", "1.32.0", "1.33.0", "1.34.0"]
 VARIANTS = {
@@ -218,6 +221,54 @@ def test_scale_to_two_and_back_with_secrets_hidden(heavy: HeavyLab, tmp_path):
     heavy.wait_ready(1)
     assert [r["id"] for r in heavy.runners()] == [first["id"]]
     assert sorted(heavy.secret()) == [f"{NAME}-0"]
+
+
+# The tasks from the registration to the Secret's write, killed as they start (the tasks in between only compute
+# facts, so they fall in the same windows); the register call also at random points within it (the forge may or
+# may not have made the record yet).
+KILL_POINTS = [
+    ("Delete the offline records of new replica names", 0.0),
+    ("Register each new replica from the controller", 0.0),
+    ("Register each new replica from the controller", random.uniform(0.2, 1.2)),
+    ("Register each new replica from the controller", random.uniform(0.2, 1.2)),
+    ("Keep the new credentials", 0.0),
+    ("Apply the credentials Secret", 0.0),
+    ("Apply the service account, config, service, network policy and StatefulSet", 0.0),
+]
+
+
+@pytest.mark.parametrize(("task", "delay"), KILL_POINTS, ids=[f"kill{i:02d}" for i in range(len(KILL_POINTS))])
+def test_a_killed_registration_converges_on_the_next_run(heavy: HeavyLab, tmp_path, task, delay):
+    """A run that registers replica 1, killed (SIGKILL to the whole process group) at ``task``: the next run
+    converges, the replica comes online with its stored identity, and the forge holds one record of its name."""
+    replica = f"{NAME}-1"
+    forget_replica(heavy, replica)
+    argv, env = heavy.ansible.playbook_command(heavy.playbook_path(), heavy.role_vars(k3s_heavy_runner_replicas=2))
+    killed = run_killed(argv, env, f"k3s_heavy_runner : {task}]", delay)
+    assert killed.killed, f"the run ended before {task!r}:\n{killed.output[-3000:]}"
+    assert heavy.run_ok(k3s_heavy_runner_replicas=2) >= 0
+    heavy.wait_ready(2)
+    records = [r for r in heavy.runners() if r["name"] == replica]
+    assert len(records) == 1, records
+    assert heavy.secret_record_id(replica) == records[0]["id"]
+    process = RunnerProcess(heavy, tmp_path, replica)
+    try:
+        process.start()
+        process.wait_online()
+    finally:
+        process.stop()
+    assert heavy.run_ok(k3s_heavy_runner_replicas=2) == 0
+    print(f"killed {killed.seconds:.1f} s into the run, {delay:.2f} s after {task!r} began: converged, one record")
+
+
+def forget_replica(heavy: HeavyLab, replica: str) -> None:
+    """Replica 1 as new: no stored credentials, no record on the forge (the test's reset, not the role's)."""
+    for runner in heavy.runners():
+        if runner["name"] == replica:
+            url = f"{heavy.forge_url}/api/v1/admin/actions/runners/{runner['id']}"
+            requests.delete(url, headers={"Authorization": f"token {heavy.admin_token}"}, timeout=30)
+    if replica in heavy.secret():
+        heavy.core.patch_namespaced_secret(f"{NAME}-credentials", NAME, {"data": {replica: None}})
 
 
 def test_no_secret_in_any_configmap(heavy: HeavyLab):

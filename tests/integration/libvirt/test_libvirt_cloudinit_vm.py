@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from lab_support import lab_env
 from libvirt_lab import LAB_LIBVIRT, domains, lab_vm_args, pool_volumes, run, sh, virsh
+from spoof_probe import try_spoofing
 
 NAME = "itest01"
 IP = "198.51.100.41"
@@ -248,6 +250,39 @@ def test_04_seed_absent_guest_keeps_working(lab):
     assert keep.strip() == "manual_cache_clean: true"  # written by the seed's vendor-data
     assert ssh(lab, "hostname").stdout.strip() == NAME
     assert "sr0" not in ssh(lab, "lsblk -dn -o NAME").stdout
+
+
+def test_04b_nwfilter_stops_spoofing_and_applies_live(lab):
+    def spoof():
+        guest = lambda script: ssh(lab, "sudo sh -c " + shlex.quote(script), timeout=60).stdout  # noqa: E731
+        # from an unused address to the controller; claim crunchy01's br0 address in the controller's ARP table
+        return try_spoofing(
+            guest, target="198.51.100.1", spoof_address="198.51.100.48", claim=lab["LAB_HOST_IP"], victims=[[]]
+        )
+
+    def filterref(live: bool) -> bool:
+        return "<filterref filter='clean-traffic'>" in virsh(
+            lab["LIBVIRT_URI"], "dumpxml", *([] if live else ["--inactive"]), NAME
+        )
+
+    unfiltered = spoof()
+    assert unfiltered.worked, unfiltered  # so that the filtered try below can fail
+    args = {"name": NAME, "uri": lab["LIBVIRT_URI"], "state": "running"}
+    on = {**args, "nwfilter": {"name": "clean-traffic", "parameters": {"IP": IP}}}
+    check, applied, _unused1, _unused2 = four_ways(lab, on)
+    assert check["changes"] == applied["changes"] == ["nwfilter"]
+    assert applied["actions"] == [
+        f"set nwfilter: none -> clean-traffic(IP={IP})",
+        f"apply nwfilter clean-traffic(IP={IP}) to the running domain",
+    ]
+    assert applied["restart_required"] is False and applied["pending"] == []
+    assert filterref(live=True) and filterref(live=False)
+    filtered = spoof()
+    assert filtered.blocked, filtered
+    off = run({**args, "nwfilter": {"name": ""}})
+    assert off["changed"] and off["restart_required"] is False
+    assert not filterref(live=True) and not filterref(live=False)
+    print(f"without filter: {unfiltered}; with clean-traffic: {filtered}")
 
 
 def test_05_stopped_then_running(lab):

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import os
 import signal
 import struct
@@ -11,6 +14,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from ansible_collections.foundation.runners.plugins.module_utils import _libvirt as lv
+from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_nwfilter as nwf
 
 MIB = 1024 * 1024
 
@@ -123,6 +127,7 @@ def test_render_domain_xml():
         "interface_source": "br0",
         "mac": "52:54:00:01:02:03",
         "guest_agent": False,
+        "nwfilter": {"name": "", "parameters": {}},
     }
     agent = ET.fromstring(lv.render_domain_xml(spec(guest_agent=True, domain_type="qemu", seed_volume=None)))
     assert agent.find("devices/channel/target").get("name") == "org.qemu.guest_agent.0"
@@ -142,6 +147,7 @@ def test_apply_fields_changes_only_managed_fields():
         "interface_source": "default",
         "mac": "52:54:00:01:02:03",
         "guest_agent": True,
+        "nwfilter": {"name": "", "parameters": {}},
     }
     assert ET.fromstring(out).find("features/acpi") is not None
     no_cd = lv.set_cdrom(out, "lab", "vm1-seed.iso", present=False)
@@ -151,6 +157,76 @@ def test_apply_fields_changes_only_managed_fields():
 
 def test_spec_hash_ignores_seed():
     assert spec().spec_hash() == spec(seed_volume=None).spec_hash() != spec(vcpus=3).spec_hash()
+
+
+CLEAN = {"name": "clean-traffic", "parameters": {"IP": ["198.51.100.16"]}}
+
+
+def test_spec_hash_of_a_domain_without_a_filter_is_unchanged():
+    # the hash a domain created before the nwfilter option recorded in its metadata
+    assert (
+        spec().spec_hash()
+        == "sha256:" + hashlib.sha256(json.dumps(legacy_fields(), sort_keys=True).encode()).hexdigest()
+    )
+    assert spec(nwfilter=dict(nwf.NONE)).spec_hash() == spec().spec_hash() != spec(nwfilter=CLEAN).spec_hash()
+
+
+def legacy_fields():
+    fields = dataclasses.asdict(spec())
+    fields.pop("seed_volume")
+    fields.pop("nwfilter")
+    return fields
+
+
+def test_nwfilter_rendered_read_and_replaced():
+    xml = lv.render_domain_xml(spec(nwfilter=CLEAN))
+    ref = ET.fromstring(xml).find("devices/interface/filterref")
+    assert ref.get("filter") == "clean-traffic"
+    assert [(p.get("name"), p.get("value")) for p in ref] == [("IP", "198.51.100.16")]
+    assert lv.domain_fields(xml)["nwfilter"] == CLEAN
+    off = lv.apply_fields(xml, spec(), ["nwfilter"])
+    assert ET.fromstring(off).find("devices/interface/filterref") is None
+    again = lv.apply_fields(off, spec(nwfilter=CLEAN), ["nwfilter"])
+    assert lv.domain_fields(again)["nwfilter"] == CLEAN
+    assert lv.domain_fields(again)["mac"] == "52:54:00:01:02:03"
+
+
+@pytest.mark.parametrize(
+    ("option", "ip", "expected"),
+    [
+        (None, "198.51.100.16/24", None),
+        ({"name": "", "parameters": {}}, None, nwf.NONE),
+        ({"name": "clean-traffic", "parameters": {}}, "198.51.100.16/24", CLEAN),
+        (
+            {"name": "clean-traffic", "parameters": {"IP": "198.51.100.99"}},
+            "198.51.100.16/24",
+            {"name": "clean-traffic", "parameters": {"IP": ["198.51.100.99"]}},
+        ),
+        (
+            {"name": "clean-traffic", "parameters": {"IP": ["b", "a"]}},
+            None,
+            {"name": "clean-traffic", "parameters": {"IP": ["a", "b"]}},
+        ),
+        ({"name": "clean-traffic", "parameters": {}}, None, {"name": "clean-traffic", "parameters": {}}),
+    ],
+)
+def test_nwfilter_canonical(option, ip, expected):
+    assert nwf.canonical(option, ip) == expected
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"name": "bad name", "parameters": {}}, "not a libvirt filter name"),
+        ({"name": "", "parameters": {"IP": "1.2.3.4"}}, "needs nwfilter.name"),
+        ({"name": "clean-traffic", "parameters": {"1X": "a"}}, "not a variable name"),
+        ({"name": "clean-traffic", "parameters": {"IP": ""}}, "needs a value"),
+        ({"name": "clean-traffic", "parameters": {"IP": []}}, "needs a value"),
+    ],
+)
+def test_nwfilter_canonical_refuses(option, message):
+    with pytest.raises(nwf.NwfilterError, match=message):
+        nwf.canonical(option, None)
 
 
 def test_rollback_runs_in_reverse():

@@ -301,6 +301,8 @@ BAD_INPUT = [
     ("no_base_image", {"base_image": None}, "needs base_image"),
     ("missing_base_volume", {"base_image": None, "base_volume": "nope"}, "base_volume 'nope' does not exist"),
     ("leftover_overlay", {"_leftover": "vm1.qcow2"}, "volume 'vm1.qcow2' already exists"),
+    ("bad_nwfilter", {"nwfilter": {"name": "no such"}}, "not a libvirt filter name"),
+    ("unknown_nwfilter", {"nwfilter": {"name": "no-such-filter"}}, "network filter 'no-such-filter' is not defined"),
 ]
 
 
