@@ -19,7 +19,7 @@ import pytest
 from fence_probe import assert_fenced, findings, probe_workflow
 from lab_support import LAB, ROOT
 from lab_workflows import LabForge, Run
-from site_lab import HOST, OLD_VM, OUTPUT, VM, Forge, Site, host, lab_from_nothing, lab_up, sh, virsh, vm
+from site_lab import HOST, OLD_VM, OUTPUT, VM, VM_IP, Forge, Site, host, lab_from_nothing, lab_up, sh, virsh, vm
 from spoof_probe import try_spoofing
 
 ONLINE = {"online", "idle", "active"}
@@ -152,6 +152,50 @@ def test_02c_the_vm_cannot_spoof_the_lan(lab):
     assert filtered.blocked, filtered
     assert unfiltered.worked, unfiltered
     print(f"VM spoofing with clean-traffic: {filtered}; with the filter lifted: {unfiltered}")
+
+
+def test_02d_the_control_key_only_starts_stops_and_queries_the_unit(lab, tmp_path):
+    """A watchdog's key (fenced_runner_control_authorized_keys) against the VM's pinned host key: is-active,
+    start and stop of the runner unit work; any other command, and the job-running user's shell and sudo, do not."""
+    admin_key, control_key = lab.env["LAB_VM_SSH_KEY"], lab.env["LAB_CONTROL_SSH_KEY"]
+    host_key = " ".join(vm("cat /etc/ssh/ssh_host_ed25519_key.pub", admin_key).stdout.split()[:2])
+    pinned = tmp_path / "known_hosts"
+    pinned.write_text(f"{VM_IP} {host_key}\n")
+
+    def control(command: str, known_hosts: Path = pinned):
+        ssh = ["ssh", "-F", "none", "-i", control_key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"]
+        ssh += ["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known_hosts}", "-o", "ConnectTimeout=20"]
+        return sh(*ssh, f"runner-control@{VM_IP}", "--", command, check=False, timeout=120)
+
+    assert control("is-active forgejo-runner.service").stdout.strip() == "active"
+    stopped = control("stop forgejo-runner.service")
+    assert stopped.returncode == 0, stopped.stderr
+    assert control("is-active forgejo-runner.service").stdout.strip() == "inactive"
+    started = control("start forgejo-runner.service")
+    assert started.returncode == 0, started.stderr
+    assert control("is-active forgejo-runner.service").stdout.strip() == "active"
+    refused = {cmd: control(cmd) for cmd in REFUSED_CONTROL}
+    for cmd, proc in refused.items():
+        assert proc.returncode != 0 and "refused" in proc.stderr, (cmd, proc.returncode, proc.stdout, proc.stderr)
+        assert "root:" not in proc.stdout and "uid=" not in proc.stdout, (cmd, proc.stdout)
+    other = tmp_path / "other_known_hosts"
+    other.write_text(f"{VM_IP} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBl8xNLqCqfW1H0m6TQGmZ0I4sJ0U3Zb8cQxG9p4xS2J\n")
+    assert "Host key verification failed" in control("is-active forgejo-runner.service", other).stderr
+    runner_user = vm("getent passwd runner; sudo -l -U runner", admin_key, check=False).stdout
+    assert ":/usr/sbin/nologin" in runner_user and "not allowed to run sudo" in runner_user, runner_user
+    lab.forge.wait_status(VM, ONLINE, timeout=120)
+    print(f"control key: is-active/stop/start ok; refused: {sorted(refused)}; another host key: refused")
+
+
+REFUSED_CONTROL = [
+    "id",
+    "cat /etc/shadow",
+    "restart forgejo-runner.service",
+    "stop ssh.service",
+    "is-active forgejo-runner.service; id",
+    "start forgejo-runner.service && cat /etc/shadow",
+    "",
+]
 
 
 class Spread:

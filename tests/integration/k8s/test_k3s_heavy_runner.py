@@ -244,7 +244,7 @@ def test_a_killed_registration_converges_on_the_next_run(heavy: HeavyLab, tmp_pa
     replica = f"{NAME}-1"
     forget_replica(heavy, replica)
     argv, env = heavy.ansible.playbook_command(heavy.playbook_path(), heavy.role_vars(k3s_heavy_runner_replicas=2))
-    killed = run_killed(argv, env, f"k3s_heavy_runner : {task}]", delay)
+    killed = run_killed(argv, env, f"k3s_heavy_runner : {task}", delay)
     assert killed.killed, f"the run ended before {task!r}:\n{killed.output[-3000:]}"
     assert heavy.run_ok(k3s_heavy_runner_replicas=2) >= 0
     heavy.wait_ready(2)
