@@ -401,6 +401,16 @@ BAD_INPUTS = [
     ("taken-vm-name", {"fenced_runner_name": "frlab-foreign"}, "were not created by foundation.runners"),
     ("bad-job-image", {"fenced_runner_job_images": [{"name": "x:1", "url": "ftp://x", "checksum": "sha256:0"}]},
      "fenced_runner_job_images"),
+    # a new VM on the forge's address: something answers there
+    ("address-in-use", {"fenced_runner_name": "runner-09", "fenced_runner_ip_address": "198.51.100.10/24"},
+     "198.51.100.10 already answers"),
+    # a second VM on the running runner-02's address, and a name declared twice (the whole inventory is checked)
+    ("address-declared-twice", {"fenced_vms": [{"name": VM, "ip_address": "198.51.100.32/24"},
+                                               {"name": "runner-09", "ip_address": "198.51.100.32/24"}]},
+     "address 198.51.100.32 is declared for runner-02 on crunchy01 and runner-09 on crunchy01"),
+    ("name-declared-twice", {"fenced_vms": [{"name": VM, "ip_address": "198.51.100.32/24"},
+                                            {"name": VM, "ip_address": "198.51.100.39/24"}]},
+     "VM name runner-02 is declared 2 times"),
 ]  # fmt: skip
 
 

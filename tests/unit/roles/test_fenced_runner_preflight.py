@@ -57,6 +57,8 @@ def _valid(forge_url: str) -> dict[str, Any]:
         "ansible_python_interpreter": str(ROOT / ".venv" / "bin" / "python"),
         "fenced_runner_name": "frtest-runner-01",
         "fenced_runner_libvirt_uri": "test:///default",
+        # the ARP probe would send to the example subnet, which is not the lab's
+        "fenced_runner_address_probe": False,
         "fenced_runner_subnet": "192.168.1.0/24",
         "fenced_runner_ip_address": "192.168.1.16/24",
         "fenced_runner_gateway": "192.168.1.1",

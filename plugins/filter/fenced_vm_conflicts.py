@@ -1,0 +1,83 @@
+# Copyright: foundation.runners contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: fenced_vm_conflicts
+short_description: The addresses and names that more than one declared runner VM uses
+version_added: 0.2.0
+description:
+  - Takes every runner VM the inventory declares, on every host, and returns one message for each address or VM
+    name used more than once, naming all of its users. Two guests on one LAN address knock each other (or the
+    running runner) off the network; two VMs of one name register one runner twice.
+  - The playbooks build the list from each host's C(fenced_vms) and the failover hosts' C(fenced_runner_name) and
+    C(fenced_runner_ip_address), and refuse to go on while the result is not empty.
+positional: _input
+options:
+  _input:
+    description: The declared VMs, each a dictionary with C(host), C(name) and C(address) (CIDR notation or bare).
+    type: list
+    elements: dict
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Refuse runner VMs that share an address or a name
+  ansible.builtin.assert:
+    that: conflicts | length == 0
+    fail_msg: "{{ conflicts | join('; ') }}"
+  vars:
+    conflicts: "{{ [{'host': 'crunchy01', 'name': 'runner-02', 'address': '192.168.1.16/24'},
+                    {'host': 'brix02', 'name': 'runner-03', 'address': '192.168.1.16/24'}]
+                   | foundation.runners.fenced_vm_conflicts }}"
+"""
+
+RETURN = r"""
+_value:
+  description: One message per shared address or name; empty when every address and name is used once.
+  type: list
+  elements: str
+"""
+
+from collections.abc import Iterable
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+
+def _user(vm: dict[str, Any]) -> str:
+    return f"{vm['name']} on {vm['host']}"
+
+
+def _users(vms: list[dict[str, Any]]) -> str:
+    names = [_user(vm) for vm in vms]
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def fenced_vm_conflicts(vms: Iterable[dict[str, Any]]) -> list[str]:
+    by_address: dict[str, list[dict[str, Any]]] = {}
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for vm in vms:
+        if not isinstance(vm, dict) or not vm.get("name") or not vm.get("host"):
+            raise AnsibleFilterError(f"fenced_vm_conflicts: each VM needs host and name, got {vm!r}")
+        address = str(vm.get("address") or "").split("/")[0]
+        if address:
+            by_address.setdefault(address, []).append(vm)
+        by_name.setdefault(str(vm["name"]), []).append(vm)
+    messages = [
+        f"address {address} is declared for {_users(users)}: two guests on one address knock each other off the LAN"
+        for address, users in by_address.items()
+        if len(users) > 1
+    ]
+    messages += [
+        f"VM name {name} is declared {len(users)} times ({_users(users)}): one name is one runner registration"
+        for name, users in by_name.items()
+        if len(users) > 1
+    ]
+    return messages
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {"fenced_vm_conflicts": fenced_vm_conflicts}
