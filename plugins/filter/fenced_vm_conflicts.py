@@ -61,7 +61,7 @@ def fenced_vm_conflicts(vms: Iterable[dict[str, Any]]) -> list[str]:
     for vm in vms:
         if not isinstance(vm, dict) or not vm.get("name") or not vm.get("host"):
             raise AnsibleFilterError(f"fenced_vm_conflicts: each VM needs host and name, got {vm!r}")
-        address = str(vm.get("address") or "").split("/")[0]
+        address = str(vm.get("address") or "").split("/", maxsplit=1)[0]
         if address:
             by_address.setdefault(address, []).append(vm)
         by_name.setdefault(str(vm["name"]), []).append(vm)

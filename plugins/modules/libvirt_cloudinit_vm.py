@@ -181,7 +181,7 @@ options:
         required: true
       parameters:
         description:
-          - The filter's variables, name to a value or a list of values, for example C({IP: 198.51.100.21}).
+          - "The filter's variables, name to a value or a list of values, for example C({IP: 198.51.100.21})."
           - C(IP) defaults to the address of O(ip_address), so the filter does not have to learn it from the
             guest's first packets.
         type: dict

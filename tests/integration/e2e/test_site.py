@@ -142,7 +142,10 @@ def test_02c_the_vm_cannot_spoof_the_lan(lab):
     )
     filtered = spoof()
     iface = re.search(r"<interface .*?</interface>", live, re.S)[0]
-    set_live_nic = lambda xml: host("virsh", "-q", "update-device", VM, "/dev/stdin", "--live", stdin=xml)  # noqa: E731
+
+    def set_live_nic(xml: str) -> None:
+        host("virsh", "-q", "update-device", VM, "/dev/stdin", "--live", stdin=xml)
+
     set_live_nic(re.sub(r"<filterref.*?</filterref>", "", iface, flags=re.S))
     try:
         unfiltered = spoof()

@@ -254,7 +254,9 @@ def test_04_seed_absent_guest_keeps_working(lab):
 
 def test_04b_nwfilter_stops_spoofing_and_applies_live(lab):
     def spoof():
-        guest = lambda script: ssh(lab, "sudo sh -c " + shlex.quote(script), timeout=60).stdout  # noqa: E731
+        def guest(script: str) -> str:
+            return ssh(lab, "sudo sh -c " + shlex.quote(script), timeout=60).stdout
+
         # from an unused address to the controller; claim crunchy01's br0 address in the controller's ARP table
         return try_spoofing(
             guest, target="198.51.100.1", spoof_address="198.51.100.48", claim=lab["LAB_HOST_IP"], victims=[[]]
