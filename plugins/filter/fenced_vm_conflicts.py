@@ -45,37 +45,14 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-
-def _user(vm: dict[str, Any]) -> str:
-    return f"{vm['name']} on {vm['host']}"
-
-
-def _users(vms: list[dict[str, Any]]) -> str:
-    names = [_user(vm) for vm in vms]
-    return ", ".join(names[:-1]) + " and " + names[-1]
+from ansible_collections.foundation.runners.plugins.plugin_utils._vm_conflicts import conflicts
 
 
 def fenced_vm_conflicts(vms: Iterable[dict[str, Any]]) -> list[str]:
-    by_address: dict[str, list[dict[str, Any]]] = {}
-    by_name: dict[str, list[dict[str, Any]]] = {}
-    for vm in vms:
-        if not isinstance(vm, dict) or not vm.get("name") or not vm.get("host"):
-            raise AnsibleFilterError(f"fenced_vm_conflicts: each VM needs host and name, got {vm!r}")
-        address = str(vm.get("address") or "").split("/", maxsplit=1)[0]
-        if address:
-            by_address.setdefault(address, []).append(vm)
-        by_name.setdefault(str(vm["name"]), []).append(vm)
-    messages = [
-        f"address {address} is declared for {_users(users)}: two guests on one address knock each other off the LAN"
-        for address, users in by_address.items()
-        if len(users) > 1
-    ]
-    messages += [
-        f"VM name {name} is declared {len(users)} times ({_users(users)}): one name is one runner registration"
-        for name, users in by_name.items()
-        if len(users) > 1
-    ]
-    return messages
+    try:
+        return conflicts(vms)
+    except ValueError as exc:
+        raise AnsibleFilterError(f"fenced_vm_conflicts: {exc}") from exc
 
 
 class FilterModule:
