@@ -154,7 +154,7 @@ def test_pod_spec_under_kwok(heavy: HeavyLab):
     assert runner.security_context.read_only_root_filesystem is True
     assert runner.security_context.allow_privilege_escalation is False
     want = {"cpu": "16", "memory": "64Gi", "ephemeral-storage": "100Gi"}
-    assert dind.resources.requests == want and dind.resources.limits == want
+    assert dind.resources.limits == want and dind.resources.requests == {**want, "cpu": "14"}
     images = [dind.image, runner.image]
     assert all("@sha256:" in image for image in images), images
     assert f"heavy:docker://registry.gitlab.com/seaspots/tools/seaspots-s57-utils:1.11.0{DIGEST}" in heavy.config_yml()
@@ -166,6 +166,31 @@ def test_pod_spec_under_kwok(heavy: HeavyLab):
     assert [(p.protocol, p.port) for p in forge_rule.ports] == [("TCP", 3001)]
     ns = heavy.core.read_namespace(NAME)
     assert ns.metadata.labels["pod-security.kubernetes.io/enforce"] == "privileged"
+
+
+CRUNCHY01 = {"frlab.example.org/size": "crunchy01"}  # the lab's 16-CPU, 128 GiB node; a stand-in requests 1 CPU, 8 GiB
+
+
+def test_the_defaults_fit_a_crunchy01_sized_node(heavy: HeavyLab):
+    assert heavy.run_ok(k3s_heavy_runner_node_selector=CRUNCHY01) > 0
+    heavy.wait_ready(1)
+    pod = heavy.core.read_namespaced_pod(f"{NAME}-0", NAME)
+    assert pod.spec.node_name == "frlab-k8s-crunchy01", pod.spec.node_name
+    print(f"defaults (14.25 CPU, 64.25 GiB per pod) Ready on {pod.spec.node_name}")
+
+
+def test_a_size_that_does_not_fit_is_refused_with_the_numbers(heavy: HeavyLab):
+    before = heavy.statefulset().metadata.resource_version
+    full = {"requests": {"cpu": "16", "memory": "64Gi"}, "limits": {"cpu": "16", "memory": "64Gi"}}
+    proc = heavy.run(k3s_heavy_runner_node_selector=CRUNCHY01, k3s_heavy_runner_resources=full)[0]
+    output = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode != 0, output[-3000:]
+    assert "1 pod(s) each requesting {'cpu': '16.25', 'memory': '64.25Gi'}" in output, output[-3000:]
+    assert "room for 0" in output and "frlab-k8s-crunchy01 allocatable {'cpu': '16'" in output, output[-3000:]
+    assert "free {'cpu': '15'" in output, output[-3000:]
+    assert heavy.statefulset().metadata.resource_version == before
+    assert heavy.run_ok() > 0  # back to the defaults, on any node
+    heavy.wait_ready(1)
 
 
 def test_restarts_keep_one_identity(heavy: HeavyLab, tmp_path):
