@@ -52,6 +52,18 @@ notes:
     C(module_defaults) and the action group C(group/foundation.runners.forgejo).
 """
 
+    ON_UNSUPPORTED = r"""
+options:
+  on_unsupported:
+    description:
+      - What to do on a server that lacks the runners API the module needs (Forgejo before 15).
+      - V(fail) fails, naming the server's version. V(skip) ends the module unchanged with RV(supported=false),
+        the RV(reason), and empty results, so that a playbook can say in one line what it skipped and why.
+    type: str
+    choices: [fail, skip]
+    default: fail
+"""
+
     SCOPE = r"""
 options:
   scope:

@@ -378,8 +378,21 @@ def select_runners(
     return selected
 
 
-def run(module: t.Any, action: t.Callable[[ForgejoClient, Scope], dict[str, t.Any]]) -> None:
-    """Build client and scope from the module's params, run action, and turn errors into fail_json."""
+# The option of the modules that need the runners API (Forgejo 15), for forges that do not have it yet.
+ON_UNSUPPORTED_ARGS: dict[str, dict[str, t.Any]] = {
+    "on_unsupported": {"type": "str", "default": "fail", "choices": ["fail", "skip"]},
+}
+
+
+def run(
+    module: t.Any,
+    action: t.Callable[[ForgejoClient, Scope], dict[str, t.Any]],
+    skipped: dict[str, t.Any] | None = None,
+) -> None:
+    """Build client and scope from the module's params, run action, and turn errors into fail_json.
+
+    With ``on_unsupported=skip``, a server that lacks what the action needs ends the module unchanged, with
+    ``supported=false``, the reason, and the ``skipped`` result (empty lists) instead of failing."""
     try:
         scope = Scope.from_params(module.params)
         client = ForgejoClient(module.params)
@@ -391,5 +404,11 @@ def run(module: t.Any, action: t.Callable[[ForgejoClient, Scope], dict[str, t.An
     except ForgejoError as exc:
         module.fail_json(msg=str(exc), status=exc.status, url=exc.url, method=exc.method)
     except FeatureUnsupported as exc:
+        if module.params.get("on_unsupported") == "skip":
+            module.exit_json(
+                changed=False, supported=False, reason=str(exc), server_version=client.version.raw, **(skipped or {})
+            )
         module.fail_json(msg=str(exc), server_version=client.version.raw)
+    if "on_unsupported" in module.params:
+        result["supported"] = True
     module.exit_json(**result)

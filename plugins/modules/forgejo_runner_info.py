@@ -15,6 +15,7 @@ description:
 extends_documentation_fragment:
   - foundation.runners.forgejo
   - foundation.runners.forgejo.SCOPE
+  - foundation.runners.forgejo.ON_UNSUPPORTED
   - ansible.builtin.action_common_attributes
   - foundation.runners.attributes
 attributes:
@@ -77,6 +78,16 @@ runners:
     version: {description: Version the runner reported., type: str}
     ephemeral: {description: Whether the runner takes one job only., type: bool}
     description: {description: Free text., type: str}
+supported:
+  description: False when O(on_unsupported=skip) skipped the module because the server lacks the runners API.
+  returned: success
+  type: bool
+  sample: true
+reason:
+  description: Why the module was skipped (the server's version and what it lacks).
+  returned: when RV(supported) is false
+  type: str
+  sample: "Listing runners needs Forgejo 15 or later; the server is Forgejo 14.0.2"
 server_version:
   description: The version the server reported.
   returned: success
@@ -85,6 +96,7 @@ server_version:
 """
 
 from ansible_collections.foundation.runners.plugins.module_utils._forgejo import (
+    ON_UNSUPPORTED_ARGS,
     forgejo_module,
     run,
     select_runners,
@@ -94,6 +106,7 @@ from ansible_collections.foundation.runners.plugins.module_utils._forgejo import
 def main() -> None:
     module = forgejo_module(
         {
+            **ON_UNSUPPORTED_ARGS,
             "names": {"type": "list", "elements": "str", "default": []},
             "labels": {"type": "list", "elements": "str", "default": []},
             "status": {"type": "list", "elements": "str", "default": [], "choices": ["offline", "idle", "active"]},
@@ -106,7 +119,7 @@ def main() -> None:
         runners.sort(key=lambda r: r["id"])
         return {"changed": False, "runners": runners, "server_version": client.version.raw}
 
-    run(module, action)
+    run(module, action, skipped={"runners": []})
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ description:
 extends_documentation_fragment:
   - foundation.runners.forgejo
   - foundation.runners.forgejo.SCOPE
+  - foundation.runners.forgejo.ON_UNSUPPORTED
   - ansible.builtin.action_common_attributes
   - foundation.runners.attributes
 attributes:
@@ -121,6 +122,16 @@ already_gone:
   returned: success
   type: list
   elements: dict
+supported:
+  description: False when O(on_unsupported=skip) skipped the module because the server lacks the runners API.
+  returned: success
+  type: bool
+  sample: true
+reason:
+  description: Why the module was skipped (the server's version and what it lacks).
+  returned: when RV(supported) is false
+  type: str
+  sample: "Listing runners needs Forgejo 15 or later; the server is Forgejo 14.0.2"
 server_version:
   description: The version the server reported.
   returned: success
@@ -128,6 +139,7 @@ server_version:
 """
 
 from ansible_collections.foundation.runners.plugins.module_utils._forgejo import (
+    ON_UNSUPPORTED_ARGS,
     forgejo_module,
     online_first,
     run,
@@ -142,6 +154,7 @@ CRON_HINT = "Older servers prune with Forgejo's cron task: [cron.cleanup_offline
 def main() -> None:
     module = forgejo_module(
         {
+            **ON_UNSUPPORTED_ARGS,
             "status": {"type": "list", "elements": "str", "default": ["offline"]},
             "names": {"type": "list", "elements": "str", "default": []},
             "labels": {"type": "list", "elements": "str", "default": []},
@@ -205,7 +218,7 @@ def main() -> None:
             result["diff"] = {"before": {"runners": before}, "after": {"runners": after}}
         return result
 
-    run(module, action)
+    run(module, action, skipped={"pruned": [], "kept_online": [], "already_gone": []})
 
 
 if __name__ == "__main__":

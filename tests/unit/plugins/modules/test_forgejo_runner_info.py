@@ -97,3 +97,14 @@ def test_plain_http_only_when_allowed_by_option_or_environment(forge, run_module
     assert refused["failed"] and "Use the forge's https:// URL" in refused["msg"] and forge.requests == []
     monkeypatch.setenv("FORGEJO_ALLOW_INSECURE_HTTP", "true")
     assert not run_module(main, args).get("failed")
+
+
+def test_skip_on_a_forge_without_the_runners_api(fleet, run_module):
+    fleet.version = "14.0.2+gitea-1.22.0"
+    result = run_module(main, build_args(fleet, {"on_unsupported": "skip"}, {}))
+    assert not result.get("failed") and not result["changed"], result
+    assert result["supported"] is False and result["runners"] == []
+    assert "needs the runners API of Forgejo 15" in result["reason"] and "14.0.2" in result["reason"]
+    fleet.version = "15.0.3+gitea-1.22.0"
+    listed = run_module(main, build_args(fleet, {"on_unsupported": "skip"}, {}))
+    assert listed["supported"] is True and listed["runners"]

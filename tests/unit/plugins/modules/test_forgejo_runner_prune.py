@@ -191,3 +191,11 @@ def test_older_forgejo_is_refused_with_the_cron_alternative(version, fleet, run_
     result = run_module(main, build_args(fleet, {}, {}))
     assert result["failed"] and "Forgejo 15 or later" in result["msg"] and "cleanup_offline_runners" in result["msg"]
     assert not fleet.writes()
+
+
+def test_skip_on_a_forge_without_the_runners_api(fleet, run_module):
+    fleet.version = "14.0.2+gitea-1.22.0"
+    result = run_module(main, build_args(fleet, {"on_unsupported": "skip"}, {}))
+    assert not result.get("failed") and not result["changed"], result
+    assert result["supported"] is False and result["pruned"] == [] and "Forgejo 15" in result["reason"]
+    assert not fleet.writes()
