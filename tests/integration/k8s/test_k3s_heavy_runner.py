@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
 
 import kubernetes_validate
 import pytest
 import requests
 from heavy_lab import DIGEST, NAME, HeavyLab, RunnerProcess
 from interrupt import run_killed
+from lab_support import LAB, lab_env
 
 SCHEMA_VERSIONS = ["1.29.0", "1.30.0", "1.31.0", "1.32.0", "1.33.0", "1.34.0"]
 VARIANTS = {
@@ -294,6 +296,23 @@ def forget_replica(heavy: HeavyLab, replica: str) -> None:
             requests.delete(url, headers={"Authorization": f"token {heavy.admin_token}"}, timeout=30)
     if replica in heavy.secret():
         heavy.core.patch_namespaced_secret(f"{NAME}-credentials", NAME, {"data": {replica: None}})
+
+
+def test_on_forgejo_14_the_stored_credentials_are_trusted(heavy: HeavyLab):
+    """The lab forge behind its Forgejo 14 profile (tests/lab/forge-profile): no runners list, so the role keeps
+    the Secret's credentials as they are and says so in one line; check mode, so nothing moves to the proxy's URL."""
+    profile = str(LAB / "forge-profile")
+    subprocess.run([profile, "up"], check=True, capture_output=True)
+    subprocess.run([profile, "set", "14"], check=True, capture_output=True)
+    try:
+        url = lab_env([profile, "env"])["FORGE_PROFILE_URL"]
+        proc = heavy.run("--check", k3s_heavy_runner_forgejo_url=url)[0]
+    finally:
+        subprocess.run([profile, "down"], check=False, capture_output=True)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    lines = [line for line in proc.stdout.splitlines() if "heavy identity: the stored credentials are trusted" in line]
+    assert len(lines) == 1 and "Forgejo 15" in lines[0], proc.stdout[-3000:]
+    assert "would register" not in proc.stdout
 
 
 def test_no_secret_in_any_configmap(heavy: HeavyLab):
