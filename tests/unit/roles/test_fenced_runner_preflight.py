@@ -68,6 +68,7 @@ def _valid(forge_url: str) -> dict[str, Any]:
         "fenced_runner_forgejo_api_token": "frtest-not-a-real-token",
         "fenced_runner_allow_insecure_http": True,
         "fenced_runner_boot_timeout": 1,
+        "fenced_runner_labels": [f"fenced:docker://docker.io/library/node:22.11.0-bookworm@sha256:{HEX}"],
     }
 
 
@@ -110,6 +111,16 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
         "labels of an unknown form: fenced:kubernetes://pod",
     ),
     ("labels-empty", {"fenced_runner_labels": []}, "fenced_runner_labels is empty"),
+    (
+        "image-by-tag",
+        {"fenced_runner_labels": ["fenced:docker://docker.io/library/node:22.11.0-bookworm"]},
+        "name job images by tag only: docker.io/library/node:22.11.0-bookworm",
+    ),
+    (
+        "digest-placeholder",
+        {"fenced_runner_labels": ["fenced:docker://docker.io/library/node:22.11.0-bookworm@sha256:FILL-IN"]},
+        "docker buildx imagetools inspect",
+    ),
     ("vcpus-zero", {"fenced_runner_vcpus": 0}, "a VM needs at least 1 vCPU"),
     ("memory-unit", {"fenced_runner_memory": "32GB"}, "fenced_runner_memory '32GB' is not a size"),
     ("capacity-zero", {"fenced_runner_capacity": 0}, "must take at least 1 job"),
