@@ -13,3 +13,16 @@ attributes:
   idempotent:
     description: Whether a second run with the same arguments reports no change.
 """
+
+    # The support levels of a module that only reads.
+    INFO = r"""
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads, so check mode runs it in full.
+  diff_mode:
+    support: N/A
+    details: The module changes nothing.
+  idempotent:
+    support: full
+"""

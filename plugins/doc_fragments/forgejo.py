@@ -58,7 +58,7 @@ options:
     description:
       - What to do on a server that lacks the runners API the module needs (Forgejo before 15).
       - V(fail) fails, naming the server's version. V(skip) ends the module unchanged with RV(supported=false),
-        the RV(reason), and empty results, so that a playbook can say in one line what it skipped and why.
+        the C(reason), and empty results, so that a playbook can say in one line what it skipped and why.
     type: str
     choices: [fail, skip]
     default: fail

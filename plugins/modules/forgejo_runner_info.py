@@ -18,14 +18,7 @@ extends_documentation_fragment:
   - foundation.runners.forgejo.ON_UNSUPPORTED
   - ansible.builtin.action_common_attributes
   - foundation.runners.attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: N/A
-    details: The module changes nothing.
-  idempotent:
-    support: full
+  - foundation.runners.attributes.INFO
 options:
   names:
     description:
@@ -79,15 +72,9 @@ runners:
     ephemeral: {description: Whether the runner takes one job only., type: bool}
     description: {description: Free text., type: str}
 supported:
-  description: False when O(on_unsupported=skip) skipped the module because the server lacks the runners API.
+  description: False when O(on_unsupported=skip) skipped the module; C(reason) then says why.
   returned: success
   type: bool
-  sample: true
-reason:
-  description: Why the module was skipped (the server's version and what it lacks).
-  returned: when RV(supported) is false
-  type: str
-  sample: "Listing runners needs Forgejo 15 or later; the server is Forgejo 14.0.2"
 server_version:
   description: The version the server reported.
   returned: success

@@ -123,15 +123,9 @@ already_gone:
   type: list
   elements: dict
 supported:
-  description: False when O(on_unsupported=skip) skipped the module because the server lacks the runners API.
+  description: False when O(on_unsupported=skip) skipped the module; C(reason) then says why.
   returned: success
   type: bool
-  sample: true
-reason:
-  description: Why the module was skipped (the server's version and what it lacks).
-  returned: when RV(supported) is false
-  type: str
-  sample: "Listing runners needs Forgejo 15 or later; the server is Forgejo 14.0.2"
 server_version:
   description: The version the server reported.
   returned: success

@@ -22,14 +22,7 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - foundation.runners.attributes
-attributes:
-  check_mode:
-    support: full
-    details: It only reads.
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
+  - foundation.runners.attributes.INFO
 options:
   kubeconfig:
     description: Path of the kubeconfig file. Without it, the client's default (C(KUBECONFIG), C(~/.kube/config)).
