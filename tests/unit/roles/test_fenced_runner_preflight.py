@@ -190,3 +190,12 @@ def test_valid_inputs_pass_preflight(forge_url: str) -> None:
     assert result.returncode == 0, output
     assert "forge 1.27.3" in output, output
     assert "frtest-not-a-real-token" not in output, output
+
+
+def test_an_image_loaded_from_a_checksummed_archive_counts_as_pinned(forge_url: str) -> None:
+    archive = {"name": "lab/debian12:1", "url": "https://images.example.org/debian12.tar", "checksum": f"sha256:{HEX}"}
+    pinned = {**_valid(forge_url), "fenced_runner_labels": ["fenced:docker://lab/debian12:1"]}
+    result = _run({**pinned, "fenced_runner_job_images": [archive]}, "--tags", "fenced_runner_preflight")
+    assert result.returncode == 0, result.stdout + result.stderr
+    allowed = _run({**pinned, "fenced_runner_allow_floating_images": True}, "--tags", "fenced_runner_preflight")
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
