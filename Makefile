@@ -3,6 +3,9 @@ SHELL := /bin/bash
 export FR_CACHE ?= $(HOME)/.cache/foundation-runners
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.ansible/collections
 export ANSIBLE_CONFIG := $(CURDIR)/tests/ansible.cfg
+# Ansible's home (molecule's copy of the collection, tmp, ssh control sockets) inside the clone: a copy that an
+# older clone left in ~/.ansible would otherwise shadow this one for ansible-lint.
+export ANSIBLE_HOME := $(CURDIR)/.ansible/home
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 PYTEST := tools/pytest
 
