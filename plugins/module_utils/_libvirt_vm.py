@@ -12,6 +12,7 @@ from typing import Any
 
 from ansible_collections.foundation.runners.plugins.module_utils import _cloudinit_seed as seedlib
 from ansible_collections.foundation.runners.plugins.module_utils import _libvirt as lv
+from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_vm_adopt as adoption
 from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_vm_create as lifecycle
 from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_vm_update as drift
 from ansible_collections.foundation.runners.plugins.module_utils._libvirt import LibvirtVmError
@@ -158,15 +159,20 @@ class VmManager:
         state = self.p["state"]
         dom = lv.lookup_domain(self.conn, self.name)
         meta = None
+        result: dict[str, Any] = {"name": self.name, "restart_required": False, "pending": []}
         if dom is not None:
             meta = lv.read_metadata(dom)
-            if meta is None:
+            if meta is None and (state == "absent" or not self.p["adopt"]):
                 raise LibvirtVmError(
                     f"domain {self.name!r} on {self.conn.getURI()} was not created by "
                     f"foundation.runners.libvirt_cloudinit_vm (no metadata in namespace {lv.METADATA_NS}); "
                     "refusing to manage it"
+                    + ("" if state == "absent" else " (adopt=true takes it over, keeping its disk and its size)")
                 )
-        result: dict[str, Any] = {"name": self.name, "restart_required": False, "pending": []}
+            if meta is None:
+                result.update(adoption.adopt(self, dom, state))
+                self.power(dom, state, result)
+                return self.finish(result)
         interrupted = dom is not None and meta.get("phase") == lv.PHASE_CREATING
         if state == "absent":
             result.update(lifecycle.remove(self, dom, meta) if dom is not None else lifecycle.remove_leftovers(self))
@@ -177,6 +183,9 @@ class VmManager:
         else:
             result.update(drift.update(self, dom, lv.completed(meta), state))
             self.power(dom, state, result)
+        return self.finish(result)
+
+    def finish(self, result: dict[str, Any]) -> dict[str, Any]:
         result["actions"] = self.actions
         result["changed"] = bool(self.actions)
         return result

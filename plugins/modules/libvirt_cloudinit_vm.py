@@ -16,7 +16,14 @@ description:
     libvirt host.
   - Domains it creates carry metadata in the XML namespace
     C(https://foundation.runners/libvirt_cloudinit_vm/1) recording the pool, the base volume, the overlay,
-    the seed and a spec hash. A domain of the same name without that metadata is never touched.
+    the seed and a spec hash. A domain of the same name without that metadata is never touched, unless
+    O(adopt=true).
+  - B(Adoption.) With O(adopt=true), a domain without that metadata (built by another tool) is taken over. Its
+    first disk must be a volume of a libvirt storage pool and is kept as the domain's disk, never recreated;
+    the domain gets the metadata and, when given, O(nwfilter); nothing else is changed. How its size, NIC,
+    address and pool differ from the options is returned in RV(adoption) and warned about; from the next run on
+    it is managed like a domain the module built, so the options are applied then. No seed is attached, and
+    O(base_image) is not used. O(state=absent) never removes a domain without the metadata.
   - B(Drift policy.) For an existing domain, O(vcpus), O(memory), O(bridge), O(network), O(mac),
     O(domain_type), O(guest_agent) and O(nwfilter) are compared with the persistent configuration when given
     (options left out are kept as they are). Differences are written to the persistent configuration. A running
@@ -253,6 +260,12 @@ options:
     description: Power the domain off when it has not shut down within O(shutdown_timeout).
     type: bool
     default: false
+  adopt:
+    description:
+      - Take over a domain of this name that was not built by this module (see the adoption notes above). It
+        has no effect on domains that carry the metadata, so it can stay set after the adoption.
+    type: bool
+    default: false
   restart_on_change:
     description:
       - Restart a running domain (ACPI shutdown, then start) when a change to its persistent configuration
@@ -405,6 +418,28 @@ actions:
   type: list
   elements: str
   sample: ["import base volume base-sha256-5c2b1f8e0d3a4b6c", "create overlay runner01.qcow2", "define domain"]
+adoption:
+  description:
+    - What was adopted (or would be, in check mode), and how it differs from the options.
+  returned: when a domain was adopted
+  type: dict
+  contains:
+    domain: {description: The domain's name., type: str}
+    uuid: {description: The domain's UUID., type: str}
+    state: {description: The domain's state., type: str}
+    disks:
+      description: Its disks with target, path, pool, volume and capacity in bytes; the first one is kept.
+      type: list
+      elements: dict
+    interfaces: {description: Its NICs with type, source and MAC., type: list, elements: dict}
+    addresses: {description: IPv4 addresses the host's ARP table shows for it., type: list, elements: str}
+    differences: {description: How it differs from the options, one line each., type: list, elements: str}
+  sample:
+    domain: foundation-runner-02
+    disks: [{target: vda, path: /var/lib/libvirt/images/foundation-runner-02.qcow2, pool: images,
+             volume: foundation-runner-02.qcow2, capacity: 107374182400}]
+    interfaces: [{type: bridge, source: br0, mac: "52:54:00:12:34:56"}]
+    differences: ["vcpus: 8 (declared 4)"]
 rolled_back:
   description: On failure, the objects this run had created and then deleted again, newest first.
   returned: failure
@@ -517,6 +552,7 @@ def main() -> None:
         force={"type": "bool", "default": False},
         restart_on_change={"type": "bool", "default": False},
         keep_instance={"type": "bool", "default": True},
+        adopt={"type": "bool", "default": False},
         nwfilter={
             "type": "dict",
             "options": {"name": {"type": "str", "required": True}, "parameters": {"type": "dict", "default": {}}},

@@ -433,3 +433,122 @@ def test_09_bad_input_changes_nothing(lab, case, overrides, expected):
     assert expected in run.output, run.tail()
     assert virsh("list", "--all", "--name") == domains
     assert sorted(r["id"] for r in forge.runners() if r["name"] in names) == runners
+
+
+FOREIGN_VM, FOREIGN_IP, FOREIGN_MAC = "runner-04", "198.51.100.34", "52:54:00:d1:04:04"
+
+
+HELD = """\
+on: push
+jobs:
+  held:
+    runs-on: fenced
+    steps:
+      - run: |
+          for i in $(seq 600); do [ -e /tmp/release ] && exit 0; sleep 1; done; exit 1
+"""
+
+
+def remove_foreign_vm(forge) -> None:
+    """runner-04 and its volumes, its forge record and the day-one marker: gone, whatever an earlier run left."""
+    if FOREIGN_VM in virsh("list", "--all", "--name").split():
+        virsh("destroy", FOREIGN_VM, check=False)
+        virsh("undefine", FOREIGN_VM, "--remove-all-storage", check=False)
+    for volume in (f"{FOREIGN_VM}-disk.qcow2", f"{FOREIGN_VM}-cloudinit.iso"):
+        virsh("vol-delete", volume, "--pool", "images", check=False)
+    host("rm", "-f", f"/var/tmp/{FOREIGN_VM}-defined", f"/var/tmp/{FOREIGN_VM}-cloudinit.iso")
+    for runner in forge.named(FOREIGN_VM):
+        forge.delete_runner(runner["id"])
+
+
+def release_when_adopted(key: str) -> threading.Thread:
+    """Lets the held job end 15 s after the systemd runner of runner-04 is active, while the role waits for it."""
+
+    def release() -> None:
+        for _ in range(600):
+            if vm("systemctl is-active forgejo-runner", key, ip=FOREIGN_IP, check=False).stdout.strip() == "active":
+                break
+            time.sleep(2)
+        time.sleep(15)
+        vm("docker exec $(docker ps -q --filter name=FORGEJO-ACTIONS-TASK-) touch /tmp/release", key, ip=FOREIGN_IP)
+
+    thread = threading.Thread(target=release, daemon=True)
+    thread.start()
+    return thread
+
+
+def job_containers(key: str) -> str:
+    return vm("docker ps --quiet --filter name=FORGEJO-ACTIONS-TASK-", key, ip=FOREIGN_IP).stdout.strip()
+
+
+def wait_job_container(key: str, timeout: float = 300) -> float:
+    start = time.monotonic()
+    while not job_containers(key):
+        assert time.monotonic() - start < timeout, f"no job container in {FOREIGN_VM} after {timeout:.0f} s"
+        time.sleep(2)
+    return time.monotonic() - start
+
+
+def test_10_day_one_a_foreign_runner_vm_is_adopted(lab):
+    """Day one: runner-04, built by another tool straight through libvirt, runs forgejo-runner in a Docker
+    container (its .runner in a volume) and is running a job. fenced_vms.yml with adopt: check mode changes
+    nothing; the run keeps the domain's disk and the forge record (same id, nothing registered), starts the
+    systemd runner, waits for the job to end, then removes the container (its volume kept). A second run is
+    changed=0, and the next fenced job runs under systemd in the same VM. runner-02 is stopped meanwhile, so
+    that every fenced job goes to runner-04."""
+    env, site, forge = lab.env, lab.site, lab.forge
+    key = env["LAB_VM_SSH_KEY"]
+    remove_foreign_vm(forge)
+    names = {"foreign_vm": FOREIGN_VM, "foreign_ip": FOREIGN_IP, "foreign_mac": FOREIGN_MAC}
+    made = site.playbook(str(Path(__file__).parent / "day_one.yml"), "-e", json.dumps(names), label="10-day-one")
+    TIMINGS["day_one_build"] = made.seconds
+    assert made.rc == 0, made.tail()
+    forge.wait_status(FOREIGN_VM, ONLINE, timeout=120)
+    [record] = forge.named(FOREIGN_VM)
+    disk_before = virsh("domblklist", FOREIGN_VM)
+    entry = {
+        "name": FOREIGN_VM, "ip_address": f"{FOREIGN_IP}/24", "vcpus": 1, "memory": "1024MiB", "disk_size": "6GiB",
+        "adopt": True, "adopt_container": "forgejo-runner",
+    }  # fmt: skip
+    adopt = ["-e", json.dumps({"fenced_vms": [entry]})]
+    workflows = LabForge(env["FORGE_GITEA_URL"], env["FORGE_GITEA_TOKEN_OWNER"], env["FORGE_GITEA_TOKEN_WRITE_ADMIN"])
+    repo = workflows.create_repo("e2e-day-one")
+    vm("systemctl stop forgejo-runner", key)
+    try:
+        check = site.playbook("fenced_vms.yml", "--check", "--diff", *adopt, label="10-adopt-check")
+        assert check.rc == 0, check.tail()
+        assert "Check mode: would adopt domain runner-04" in check.output, check.tail()
+        assert f"would take over runner {FOREIGN_VM} (id {record['id']})" in " ".join(check.output.split())
+        assert "foundation.runners" not in virsh("dumpxml", FOREIGN_VM)
+        state = vm("docker inspect -f '{{.State.Status}}' forgejo-runner", key, ip=FOREIGN_IP).stdout.strip()
+        assert state == "running", state
+
+        busy = repo.push({".gitea/workflows/held.yml": HELD}, message="held")
+        wait_job_container(key)
+        releaser = release_when_adopted(key)
+        run = site.playbook("fenced_vms.yml", *adopt, label="10-adopt")
+        releaser.join(timeout=60)
+        TIMINGS["adopt"] = run.seconds
+        assert run.rc == 0, run.tail()
+        held = repo.wait_run(busy, timeout=300)
+        assert held.conclusion == "success", held.log
+        assert "RETRYING" in run.output.split("Wait until no job runs in the VM", 1)[1][:3000], "the drain did not wait"
+        assert [(r["id"], r["status"] in ONLINE) for r in forge.named(FOREIGN_VM)] == [(record["id"], True)]
+        assert vm("docker ps -a -q --filter name=^forgejo-runner$", key, ip=FOREIGN_IP).stdout.strip() == ""
+        assert "runner-data" in vm("docker volume ls -q", key, ip=FOREIGN_IP).stdout.split()
+        assert vm("systemctl is-active forgejo-runner", key, ip=FOREIGN_IP).stdout.strip() == "active"
+        assert "foundation.runners" in virsh("dumpxml", FOREIGN_VM) and virsh("domblklist", FOREIGN_VM) == disk_before
+
+        again = site.playbook("fenced_vms.yml", *adopt, label="10-adopt-again")
+        assert again.rc == 0 and again.changed()["crunchy01"] == 0, again.tail()
+        after = push_probe(repo, "after", sleep=20)
+        wait_job_container(key)
+        assert repo.wait_run(after, timeout=300).conclusion == "success"
+    finally:
+        vm("systemctl start forgejo-runner", key, check=False)
+        repo.delete()
+        remove_foreign_vm(forge)
+    print(
+        f"day one: {FOREIGN_VM} built in {made.seconds:.0f} s; adopted in {run.seconds:.0f} s with a job held "
+        f"to its end; record {record['id']} kept; second run changed=0 ({again.seconds:.0f} s)"
+    )

@@ -287,6 +287,69 @@ def test_04b_nwfilter_stops_spoofing_and_applies_live(lab):
     print(f"without filter: {unfiltered}; with clean-traffic: {filtered}")
 
 
+FOREIGN = "itest-foreign"
+FOREIGN_MAC = "52:54:00:5a:0f:01"
+FOREIGN_XML = """<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>512</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64'>hvm</type></os>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='{path}'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <interface type='bridge'>
+      <mac address='{mac}'/>
+      <source bridge='{bridge}'/>
+      <model type='virtio'/>
+    </interface>
+  </devices>
+</domain>
+"""
+
+
+def test_04c_a_foreign_domain_is_adopted_keeping_its_disk(lab):
+    """A domain another tool defined (no metadata, a disk given by file path): refused without adopt; with it,
+    check mode shows the adoption and changes nothing, the run adds the metadata and the filter and keeps the
+    disk and the size (reporting how they differ from the options), and the next run is changed=0."""
+    uri, pool = lab["LIBVIRT_URI"], lab["LAB_POOL"]
+    virsh(uri, "vol-create-as", pool, f"{FOREIGN}.qcow2", "1G", "--format", "qcow2")
+    path = virsh(uri, "vol-path", f"{FOREIGN}.qcow2", "--pool", pool).strip()
+    xml = FOREIGN_XML.format(name=FOREIGN, path=path, mac=FOREIGN_MAC, bridge=lab["LAB_BRIDGE"])
+    sh(["virsh", "-q", "-c", uri, "define", "/dev/stdin"], input=xml)
+    before = virsh(uri, "dumpxml", "--inactive", FOREIGN)
+    args = {
+        "name": FOREIGN, "uri": uri, "state": "present", "pool": pool, "bridge": lab["LAB_BRIDGE"],
+        "domain_type": "qemu", "vcpus": 2, "memory": "512MiB", "disk_size": "2GiB",
+        "ip_address": "198.51.100.44/24", "nwfilter": {"name": "clean-traffic"},
+    }  # fmt: skip
+    refused = run(args)
+    assert refused.get("failed") and "adopt=true takes it over" in refused["msg"], refused
+    check = run({**args, "adopt": True}, check=True, diff=True)
+    assert check["changed"] and not check.get("failed"), check
+    assert virsh(uri, "dumpxml", "--inactive", FOREIGN) == before
+    found = check["adoption"]
+    assert found["disks"][0]["path"] == path and found["disks"][0]["volume"] == f"{FOREIGN}.qcow2", found
+    assert found["interfaces"] == [{"type": "bridge", "source": lab["LAB_BRIDGE"], "mac": FOREIGN_MAC}]
+    assert sorted(d.split(":")[0] for d in found["differences"]) == ["disk_size", "vcpus"], found
+    adopted = run({**args, "adopt": True}, diff=True)
+    assert adopted["changed"] and adopted["adoption"] == found, adopted
+    assert any("adopted as it is" in w for w in adopted.get("warnings", [])), adopted
+    after = virsh(uri, "dumpxml", "--inactive", FOREIGN)
+    assert "foundation.runners" in after and "<filterref filter='clean-traffic'>" in after
+    assert f"<source file='{path}'/>" in after and "<vcpu placement='static'>1</vcpu>" in after
+    assert virsh(uri, "vol-info", "--bytes", f"{FOREIGN}.qcow2", "--pool", pool).split("Capacity:")[1].split()[0] == (
+        str(1024**3)
+    )
+    same = {**args, "vcpus": 1, "disk_size": "1GiB", "adopt": True}
+    assert [run(same, check=c)["changed"] for c in (True, False)] == [False, False]
+    removed = run({"name": FOREIGN, "uri": uri, "state": "absent"})
+    assert removed["changed"] and FOREIGN not in our_domains(lab) and f"{FOREIGN}.qcow2" not in our_volumes(lab)
+    print(f"adopted {FOREIGN}: {check['actions']}; differences {found['differences']}")
+
+
 def test_05_stopped_then_running(lab):
     base = {"name": NAME, "uri": lab["LIBVIRT_URI"], "shutdown_timeout": 180}
     stopped = four_ways(lab, {**base, "state": "stopped"})

@@ -45,8 +45,8 @@ type Config struct {
 		Envs            map[string]string `yaml:"envs"`
 	} `yaml:"runner"`
 	Container struct {
-		Network    string `yaml:"network"`
-		Privileged bool   `yaml:"privileged"`
+		Network      string   `yaml:"network"`
+		Privileged   bool     `yaml:"privileged"`
 		DockerHost   string   `yaml:"docker_host"`
 		ForcePull    bool     `yaml:"force_pull"`
 		ValidVolumes []string `yaml:"valid_volumes"`

@@ -150,7 +150,7 @@ func (j *Job) execute(ctx context.Context, rep *Reporter) error {
 		NoSkipCheckout:        true,
 		PresetGitHubContext:   github,
 		EventJSON:             eventJSON,
-		ContainerNamePrefix:   fmt.Sprintf("LAB-RUNNER-TASK-%d", j.task.Id),
+		ContainerNamePrefix:   fmt.Sprintf("FORGEJO-ACTIONS-TASK-%d", j.task.Id), // as forgejo-runner names them
 		ContainerMaxLifetime:  j.cfg.Runner.Timeout.Std(),
 		PlatformPicker:        func([]string) string { return platform },
 		JobLoggerLevel:        &level,

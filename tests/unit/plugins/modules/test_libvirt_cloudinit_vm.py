@@ -238,6 +238,17 @@ def test_refuses_foreign_domain(lab, run_module):
     assert lab.xml("test") == before and lab.volumes() == set()
 
 
+def test_adopting_a_domain_whose_disk_is_in_no_pool_is_refused_with_the_fix(lab, run_module):
+    before = lab.xml("test")
+    for check in (True, False):
+        res = run_module(main, vm_args(lab, name="test", adopt=True), check_mode=check)
+        assert res["failed"] and "is not a volume of a libvirt storage pool" in res["msg"], res
+        assert "virsh pool-define-as" in res["msg"]
+    absent = run_module(main, vm_args(lab, name="test", state="absent", adopt=True))
+    assert absent["failed"] and "refusing to manage it" in absent["msg"]
+    assert lab.xml("test") == before and lab.volumes() == set()
+
+
 @pytest.mark.parametrize("point", lv.FAULT_POINTS)
 def test_fault_injection_rolls_back(lab, run_module, monkeypatch, point):
     monkeypatch.setenv(lv.FAULT_ENV, point)
