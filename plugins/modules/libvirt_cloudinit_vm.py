@@ -431,9 +431,15 @@ adoption:
       description: Its disks with target, path, pool, volume and capacity in bytes; the first one is kept.
       type: list
       elements: dict
-    interfaces: {description: Its NICs with type, source and MAC., type: list, elements: dict}
+    interfaces:
+      description: Its NICs with type, source and MAC.
+      type: list
+      elements: dict
     addresses: {description: IPv4 addresses the host's ARP table shows for it., type: list, elements: str}
-    differences: {description: How it differs from the options, one line each., type: list, elements: str}
+    differences:
+      description: How it differs from the options, one line each.
+      type: list
+      elements: str
   sample:
     domain: foundation-runner-02
     disks: [{target: vda, path: /var/lib/libvirt/images/foundation-runner-02.qcow2, pool: images,

@@ -465,7 +465,8 @@ def release_when_adopted(key: str) -> threading.Thread:
     """Lets the held job end 15 s after the systemd runner of runner-04 is active, while the role waits for it."""
 
     def release() -> None:
-        for _ in range(600):
+        deadline = time.monotonic() + 1200
+        while time.monotonic() < deadline:
             if vm("systemctl is-active forgejo-runner", key, ip=FOREIGN_IP, check=False).stdout.strip() == "active":
                 break
             time.sleep(2)
