@@ -96,6 +96,11 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
     ("ip-outside-subnet", {"fenced_runner_ip_address": "10.0.0.16/24"}, "is outside the subnet 192.168.1.0/24"),
     ("ip-other-prefix", {"fenced_runner_ip_address": "192.168.1.16/16"}, "is outside the subnet 192.168.1.0/24"),
     (
+        "adopt-runner-file-relative",
+        {"fenced_runner_adopt_container": "forgejo-runner", "fenced_runner_adopt_runner_file": "data/.runner"},
+        "fenced_runner_adopt_runner_file 'data/.runner' an absolute path inside it",
+    ),
+    (
         "gateway-outside-subnet",
         {"fenced_runner_gateway": "10.0.0.1"},
         "fenced_runner_gateway '10.0.0.1' is not an address inside",
