@@ -36,6 +36,7 @@ class Spoof:
     spoofed_source_reaches: bool  # the target answers packets sent from another address of the subnet
     arp_claim_taken: bool  # a victim's ARP entry for the claimed address now names the guest's MAC
     guest_mac: str
+    taken_where: str = ""  # the victim and its entry, when the claim was taken
 
     @property
     def blocked(self) -> bool:
@@ -71,16 +72,21 @@ def try_spoofing(
         target=guest, args=(f"python3 -c {shlex.quote(_GARP)} {fields['dev']} {shlex.quote(claim)}",)
     )
     claims.start()
-    taken = False
-    while claims.is_alive():
-        taken = taken or any(mac in _neighbour(victim, claim).lower() for victim in victims)
+    taken = ""
+    while claims.is_alive() and not taken:
+        for victim in victims:
+            entry = _neighbour(victim, claim)
+            if mac in entry.lower():
+                taken = f"{' '.join(victim) or 'controller'}: {entry.strip()} at {time.strftime('%H:%M:%S')}"
         time.sleep(0.1)
+    claims.join()
     _flush(victims, spoof_address, claim)
     return Spoof(
         own_address_reaches=fields["own"] == "yes",
         spoofed_source_reaches=fields["spoofed"] == "yes",
-        arp_claim_taken=taken,
+        arp_claim_taken=bool(taken),
         guest_mac=mac,
+        taken_where=taken,
     )
 
 
