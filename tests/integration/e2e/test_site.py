@@ -12,7 +12,6 @@ import socket
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -232,18 +231,6 @@ def spread(repo):
     return Spread(repo)
 
 
-@pytest.fixture(scope="module")
-def day_one(lab):
-    """runner-04 as another tool builds it (day_one.yml), in the background from test_03 on: its TCG boot and
-    Docker install take minutes that the site runs of test_03 and test_04 spend waiting anyway."""
-    remove_foreign_vm(lab.forge)
-    names = {"foreign_vm": FOREIGN_VM, "foreign_ip": FOREIGN_IP, "foreign_mac": FOREIGN_MAC}
-    day_one_yml = str(Path(__file__).parent / "day_one.yml")
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        yield pool.submit(lab.site.playbook, day_one_yml, "-e", json.dumps(names), label="10-day-one")
-
-
-@pytest.mark.usefixtures("day_one")
 def test_03_check_then_rerun_change_nothing(lab, spread):
     """While the fenced jobs run and the stand-in flushes FORWARD: site.yml in check mode with diff, then for
     real; neither reports a change."""
@@ -448,135 +435,121 @@ def test_09_bad_input_changes_nothing(lab, case, overrides, expected):
     assert sorted(r["id"] for r in forge.runners() if r["name"] in names) == runners
 
 
-FOREIGN_VM, FOREIGN_IP, FOREIGN_MAC = "runner-04", "198.51.100.34", "52:54:00:d1:04:04"
-
-
 HELD = """\
 on: push
 jobs:
   held:
     runs-on: fenced
     steps:
-      - shell: sh
-        run: |
+      - run: |
           for i in $(seq 600); do [ -e /tmp/release ] && exit 0; sleep 1; done; exit 1
 """
-# The day-one VM's jobs run in a small image of its own tools (lab/tools:day-one, made by day_one.yml).
-AFTER = """\
-on: push
-jobs:
-  after:
-    runs-on: fenced
-    steps:
-      - shell: sh
-        run: echo "kernel=$(uname -r) host=$(hostname)"; sleep 20
+# The day-one state made from runner-02 in seconds: the domain without the collection's metadata, the runner
+# in a Docker container with its .runner in a volume and the docker socket mounted, the systemd unit gone.
+DAY_ONE = r"""
+set -e
+systemctl disable --now forgejo-runner.service
+rm -f /etc/systemd/system/forgejo-runner.service
+systemctl daemon-reload
+dir=$(mktemp -d); mkdir -p "$dir/usr/local/bin" "$dir/data" "$dir/tmp"
+cp /usr/local/bin/forgejo-runner "$dir/usr/local/bin/"
+tar -C "$dir" -c . \
+  | docker import -c 'WORKDIR /data' -c 'ENTRYPOINT ["/usr/local/bin/forgejo-runner"]' - lab/runner:day-one
+rm -rf "$dir"
+docker volume create runner-data >/dev/null
+mv /var/lib/forgejo-runner/.runner "$(docker volume inspect -f '{{.Mountpoint}}' runner-data)/.runner"
+docker run -d --name forgejo-runner --restart unless-stopped --network host -v runner-data:/data \
+  -v /var/run/docker.sock:/var/run/docker.sock lab/runner:day-one daemon
 """
 
 
-def remove_foreign_vm(forge) -> None:
-    """runner-04 and its volumes, its forge record and the day-one marker: gone, whatever an earlier run left."""
-    if FOREIGN_VM in virsh("list", "--all", "--name").split():
-        virsh("destroy", FOREIGN_VM, check=False)
-        virsh("undefine", FOREIGN_VM, "--remove-all-storage", check=False)
-    for volume in (f"{FOREIGN_VM}-disk.qcow2", f"{FOREIGN_VM}-cloudinit.iso"):
-        virsh("vol-delete", volume, "--pool", "images", check=False)
-    host("rm", "-f", f"/var/tmp/{FOREIGN_VM}-defined", f"/var/tmp/{FOREIGN_VM}-cloudinit.iso")
-    for runner in forge.named(FOREIGN_VM):
-        forge.delete_runner(runner["id"])
+def job_containers(key: str) -> str:
+    return vm("docker ps --quiet --filter name=FORGEJO-ACTIONS-TASK-", key).stdout.strip()
 
 
-def release_when_adopted(key: str) -> threading.Thread:
-    """Lets the held job end 15 s after the systemd runner of runner-04 is active, while the role waits for it."""
+def wait_job_container(key: str, timeout: float = 300) -> float:
+    start = time.monotonic()
+    while not job_containers(key):
+        assert time.monotonic() - start < timeout, f"no job container in {VM} after {timeout:.0f} s"
+        time.sleep(2)
+    return time.monotonic() - start
+
+
+def release_in_the_drain(key: str) -> threading.Thread:
+    """Lets the held job end 10 s after the role has set the container's restart policy to no, which it does
+    just before it starts waiting for the VM's jobs."""
 
     def release() -> None:
         deadline = time.monotonic() + 1200
-        while time.monotonic() < deadline:
-            if vm("systemctl is-active forgejo-runner", key, ip=FOREIGN_IP, check=False).stdout.strip() == "active":
-                break
-            time.sleep(5)
-        time.sleep(15)
-        vm("docker exec $(docker ps -q --filter name=FORGEJO-ACTIONS-TASK-) touch /tmp/release", key, ip=FOREIGN_IP)
+        policy = "docker inspect -f '{{.HostConfig.RestartPolicy.Name}}' forgejo-runner"
+        while time.monotonic() < deadline and vm(policy, key, check=False).stdout.strip() != "no":
+            time.sleep(3)
+        time.sleep(10)
+        vm("docker exec $(docker ps -q --filter name=FORGEJO-ACTIONS-TASK-) touch /tmp/release", key)
 
     thread = threading.Thread(target=release, daemon=True)
     thread.start()
     return thread
 
 
-def job_containers(key: str) -> str:
-    return vm("docker ps --quiet --filter name=FORGEJO-ACTIONS-TASK-", key, ip=FOREIGN_IP).stdout.strip()
-
-
-def wait_job_container(key: str, timeout: float = 300) -> float:
-    start = time.monotonic()
-    while not job_containers(key):
-        assert time.monotonic() - start < timeout, f"no job container in {FOREIGN_VM} after {timeout:.0f} s"
-        time.sleep(2)
-    return time.monotonic() - start
-
-
-def test_10_day_one_a_foreign_runner_vm_is_adopted(lab, day_one):
-    """Day one: runner-04, built by another tool straight through libvirt, runs forgejo-runner in a Docker
-    container (its .runner in a volume) and is running a job. fenced_vms.yml with adopt: check mode changes
+def test_10_day_one_a_containerised_runner_vm_is_adopted(lab):
+    """Day one: runner-02 as another tool leaves a runner VM (no metadata on the domain; forgejo-runner in a
+    Docker container with its .runner in a volume), running a job. fenced_vms.yml with adopt: check mode changes
     nothing; the run keeps the domain's disk and the forge record (same id, nothing registered), starts the
-    systemd runner, waits for the job to end, then removes the container (its volume kept). A second run is
-    changed=0, and the next fenced job runs under systemd in the same VM. runner-02 is stopped meanwhile, so
-    that every fenced job goes to runner-04."""
+    systemd runner, waits for the job to end, then removes the container (its volume kept); a second run is
+    changed=0 and the next fenced job runs under systemd. A domain of another tool's shape is adopted in the
+    libvirt part (test_04c)."""
     env, site, forge = lab.env, lab.site, lab.forge
     key = env["LAB_VM_SSH_KEY"]
-    made = day_one.result()
-    TIMINGS["day_one_build"] = made.seconds
-    assert made.rc == 0, made.tail()
-    forge.wait_status(FOREIGN_VM, ONLINE, timeout=120)
-    [record] = forge.named(FOREIGN_VM)
-    disk_before = virsh("domblklist", FOREIGN_VM)
+    [record] = forge.named(VM)
+    disk_before = virsh("domblklist", VM)
+    for where in ("--config", "--live"):
+        virsh("metadata", VM, "--uri", "https://foundation.runners/libvirt_cloudinit_vm/1", "--remove", where)
+    vm(DAY_ONE, key)
+    forge.wait_status(VM, ONLINE, timeout=120)
     entry = {
-        "name": FOREIGN_VM, "ip_address": f"{FOREIGN_IP}/24", "vcpus": 1, "memory": "1024MiB", "disk_size": "6GiB",
+        "name": VM, "ip_address": f"{VM_IP}/24", "vcpus": 2, "memory": "1536MiB", "disk_size": "8GiB",
         "adopt": True, "adopt_container": "forgejo-runner",
     }  # fmt: skip
-    tools = {"fenced_runner_labels": ["fenced:docker://lab/tools:day-one"], "fenced_runner_job_images": []}
-    adopt = ["-e", json.dumps({"fenced_vms": [entry], **tools, "fenced_runner_allow_floating_images": True})]
+    adopt = ["-e", json.dumps({"fenced_vms": [entry]})]
     workflows = LabForge(env["FORGE_GITEA_URL"], env["FORGE_GITEA_TOKEN_OWNER"], env["FORGE_GITEA_TOKEN_WRITE_ADMIN"])
     repo, later = workflows.create_repo("e2e-day-one"), None
-    vm("systemctl stop forgejo-runner", key)
     try:
         check = site.playbook("fenced_vms.yml", "--check", "--diff", *adopt, label="10-adopt-check")
         assert check.rc == 0, check.tail()
-        assert "Check mode: would adopt domain runner-04" in check.output, check.tail()
-        assert f"would take over runner {FOREIGN_VM} (id {record['id']})" in " ".join(check.output.split())
-        assert "foundation.runners" not in virsh("dumpxml", FOREIGN_VM)
-        state = vm("docker inspect -f '{{.State.Status}}' forgejo-runner", key, ip=FOREIGN_IP).stdout.strip()
-        assert state == "running", state
+        assert f"Check mode: would adopt domain {VM}" in check.output, check.tail()
+        assert f"would take over runner {VM} (id {record['id']})" in " ".join(check.output.split())
+        assert "foundation.runners" not in virsh("dumpxml", "--inactive", VM)
+        assert vm("docker inspect -f '{{.State.Status}}' forgejo-runner", key).stdout.strip() == "running"
 
         busy = repo.push({".gitea/workflows/held.yml": HELD}, message="held")
         wait_job_container(key)
-        releaser = release_when_adopted(key)
+        releaser = release_in_the_drain(key)
         run = site.playbook("fenced_vms.yml", *adopt, label="10-adopt")
-        releaser.join(timeout=60)
         TIMINGS["adopt"] = run.seconds
+        releaser.join(timeout=60)
         assert run.rc == 0, run.tail()
         held = repo.wait_run(busy, timeout=300)
         assert held.conclusion == "success", held.log
         assert "RETRYING" in run.output.split("Wait until no job runs in the VM", 1)[1][:3000], "the drain did not wait"
-        assert [(r["id"], r["status"] in ONLINE) for r in forge.named(FOREIGN_VM)] == [(record["id"], True)]
-        assert vm("docker ps -a -q --filter name=^forgejo-runner$", key, ip=FOREIGN_IP).stdout.strip() == ""
-        assert "runner-data" in vm("docker volume ls -q", key, ip=FOREIGN_IP).stdout.split()
-        assert vm("systemctl is-active forgejo-runner", key, ip=FOREIGN_IP).stdout.strip() == "active"
-        assert "foundation.runners" in virsh("dumpxml", FOREIGN_VM) and virsh("domblklist", FOREIGN_VM) == disk_before
+        assert [(r["id"], r["status"] in ONLINE) for r in forge.named(VM)] == [(record["id"], True)]
+        assert vm("docker ps -a -q --filter name=^forgejo-runner$", key).stdout.strip() == ""
+        assert "runner-data" in vm("docker volume ls -q", key).stdout.split()
+        assert vm("systemctl is-active forgejo-runner", key).stdout.strip() == "active"
+        assert "foundation.runners" in virsh("dumpxml", "--inactive", VM) and virsh("domblklist", VM) == disk_before
 
         again = site.playbook("fenced_vms.yml", *adopt, label="10-adopt-again")
+        TIMINGS["adopt_again"] = again.seconds
         assert again.rc == 0 and again.changed()["crunchy01"] == 0, again.tail()
         # A repository of its own: a push to the first would start the held workflow again.
         later = workflows.create_repo("e2e-day-one-after")
-        after = later.push({".gitea/workflows/after.yml": AFTER}, message="after")
-        wait_job_container(key)
+        after = push_probe(later, "after", sleep=5)
         assert later.wait_run(after, timeout=300).conclusion == "success"
     finally:
-        vm("systemctl start forgejo-runner", key, check=False)
         repo.delete()
         if later is not None:
             later.delete()
-        remove_foreign_vm(forge)
     print(
-        f"day one: {FOREIGN_VM} built in {made.seconds:.0f} s; adopted in {run.seconds:.0f} s with a job held "
-        f"to its end; record {record['id']} kept; second run changed=0 ({again.seconds:.0f} s)"
+        f"day one: adopted in {run.seconds:.0f} s (check {check.seconds:.0f} s) with a job held to its end; "
+        f"record {record['id']} kept; second run changed=0 in {again.seconds:.0f} s"
     )
