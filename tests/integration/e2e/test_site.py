@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 from fence_probe import assert_fenced, findings, probe_workflow
-from lab_support import LAB, ROOT
+from lab_support import LAB, ROOT, lab_env
 from lab_workflows import LabForge, Run
 from site_lab import HOST, OLD_VM, OUTPUT, VM, VM_IP, Forge, Site, host, lab_from_nothing, lab_up, sh, virsh, vm
 from spoof_probe import try_spoofing
@@ -511,7 +511,12 @@ def test_10_day_one_a_containerised_runner_vm_is_adopted(lab):
         "name": VM, "ip_address": f"{VM_IP}/24", "vcpus": 2, "memory": "1536MiB", "disk_size": "8GiB",
         "adopt": True, "adopt_container": "forgejo-runner",
     }  # fmt: skip
-    adopt = ["-e", json.dumps({"fenced_vms": [entry]})]
+    # The forge as the operator has it today: Forgejo 14, no runners API (the lab's profile proxy). Switching
+    # it off for the second run is the upgrade to 15.
+    sh(str(LAB / "forge-profile"), "up")
+    sh(str(LAB / "forge-profile"), "set", "14")
+    profile_url = lab_env([str(LAB / "forge-profile"), "env"])["FORGE_PROFILE_URL"]
+    adopt = ["-e", json.dumps({"fenced_vms": [entry], "fenced_runner_forgejo_url": profile_url})]
     workflows = LabForge(env["FORGE_GITEA_URL"], env["FORGE_GITEA_TOKEN_OWNER"], env["FORGE_GITEA_TOKEN_WRITE_ADMIN"])
     repo, later = workflows.create_repo("e2e-day-one"), None
     try:
@@ -537,15 +542,19 @@ def test_10_day_one_a_containerised_runner_vm_is_adopted(lab):
         assert "runner-data" in vm("docker volume ls -q", key).stdout.split()
         assert vm("systemctl is-active forgejo-runner", key).stdout.strip() == "active"
         assert "foundation.runners" in virsh("dumpxml", "--inactive", VM) and virsh("domblklist", VM) == disk_before
+        assert "has no runners API" in run.output, "the adoption did not run against the Forgejo 14 profile"
 
+        sh(str(LAB / "forge-profile"), "set", "off")
         again = site.playbook("fenced_vms.yml", *adopt, label="10-adopt-again")
         TIMINGS["adopt_again"] = again.seconds
         assert again.rc == 0 and again.changed()["crunchy01"] == 0, again.tail()
+        assert "has no runners API" not in again.output and [r["id"] for r in forge.named(VM)] == [record["id"]]
         # A repository of its own: a push to the first would start the held workflow again.
         later = workflows.create_repo("e2e-day-one-after")
         after = push_probe(later, "after", sleep=5)
         assert later.wait_run(after, timeout=300).conclusion == "success"
     finally:
+        sh(str(LAB / "forge-profile"), "down", check=False)
         repo.delete()
         if later is not None:
             later.delete()
