@@ -133,8 +133,9 @@ def _addresses(dom: Any) -> list[str]:
         found = dom.interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP)
     except libvirt.libvirtError:
         return []
+    # The ARP source knows no prefix length (it reports 0).
     return sorted(
-        f"{a['addr']}/{a['prefix']}"
+        f"{a['addr']}/{a['prefix']}" if a.get("prefix") else a["addr"]
         for nic in found.values()
         for a in nic.get("addrs") or []
         if a.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV4
