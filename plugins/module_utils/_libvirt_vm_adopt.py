@@ -17,9 +17,10 @@ libvirt = lv.libvirt
 _SHAPE_OPTIONS = ("domain_type", "vcpus", "bridge", "network", "guest_agent")
 
 
-def inspect(conn: Any, dom: Any) -> dict[str, Any]:
-    """What would be adopted: the domain, its disks (pool, volume, capacity), its NICs and the addresses seen."""
-    root = ET.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+def inspect(conn: Any, dom: Any, xml: str) -> dict[str, Any]:
+    """What would be adopted: the domain, its disks (pool, volume, capacity), its NICs and the addresses seen;
+    ``xml`` is its persistent definition."""
+    root = ET.fromstring(xml)
     disks = [_disk(conn, d) for d in root.findall("devices/disk") if d.get("device") == "disk"]
     nics = []
     for iface in root.findall("devices/interface"):
@@ -44,7 +45,8 @@ def inspect(conn: Any, dom: Any) -> dict[str, Any]:
 
 def adopt(vm: Any, dom: Any, state: str) -> dict[str, Any]:
     """Adopt ``dom``: the result of the update with the domain's own shape, plus ``adoption`` (see ``inspect``)."""
-    found = inspect(vm.conn, dom)
+    xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    found = inspect(vm.conn, dom, xml)
     if not found["disks"] or found["disks"][0]["volume"] is None:
         where = found["disks"][0]["path"] if found["disks"] else "none"
         raise LibvirtVmError(
@@ -53,7 +55,7 @@ def adopt(vm: Any, dom: Any, state: str) -> dict[str, Any]:
             "virsh pool-start NAME) so that the disk can be found and kept"
         )
     disk = found["disks"][0]
-    found["differences"] = differences(vm, lv.domain_fields(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)), found)
+    found["differences"] = differences(vm, lv.domain_fields(xml), found)
     vm.act(
         f"adopt domain {vm.name} (disk {disk['pool']}/{disk['volume']}, "
         f"{', '.join(n['mac'] or '?' for n in found['interfaces']) or 'no NIC'})"
