@@ -4,23 +4,8 @@
 
 from __future__ import annotations
 
-from ansible.plugins.action import ActionBase
+from ansible_collections.foundation.runners.plugins.plugin_utils._censor_tokens import CensoringAction
 
 
-def carries_token(result: dict) -> bool:
-    runner = result.get("runner")
-    return bool(result.get("token") or (isinstance(runner, dict) and runner.get("token")))
-
-
-class ActionModule(ActionBase):
-    """A task that forgets no_log still prints no token: the result is marked as no_log would mark it.
-
-    The registered variable keeps the token, so the caller can use it; only the output is censored.
-    """
-
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        result.update(self._execute_module(module_name=self._task.resolved_action, task_vars=task_vars))
-        if carries_token(result):
-            result["_ansible_no_log"] = True
-        return result
+class ActionModule(CensoringAction):
+    pass

@@ -5,21 +5,30 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
+    # The token most modules log in with; the connection options come with CONNECTION.
     DOCUMENTATION = r"""
 options:
-  api_url:
-    description:
-      - Base URL of the Forgejo server, for example C(https://forge.example.org).
-      - C(/api/v1) is appended when missing.
-      - If not set, the environment variable E(FORGEJO_URL) is used.
-    type: str
-    required: true
   api_token:
     description:
       - Access token used for the API calls.
       - If not set, the environment variable E(FORGEJO_TOKEN) is used.
       - Instance scope needs a token with C(read:admin) (reading) or C(write:admin) (changing);
         organisation, user and repository scopes need the matching C(organization), C(user) or C(repository) scopes.
+    type: str
+    required: true
+notes:
+  - The connection options and O(api_token) can be set once for the runner modules with C(module_defaults) and
+    the action group C(group/foundation.runners.forgejo); M(foundation.runners.forgejo_access_token), which logs
+    in with a password instead, is not in that group.
+"""
+
+    CONNECTION = r"""
+options:
+  api_url:
+    description:
+      - Base URL of the Forgejo server, for example C(https://forge.example.org).
+      - C(/api/v1) is appended when missing.
+      - If not set, the environment variable E(FORGEJO_URL) is used.
     type: str
     required: true
   validate_certs:
@@ -48,8 +57,23 @@ options:
 notes:
   - The server's version is read from C(/api/v1/version). Forgejo 7 to 15 are supported; runner listing,
     registration and deletion need Forgejo 15. Gitea 1.24 or later also answers the listing and deletion calls.
-  - All options above can be set once for every module of the collection with
-    C(module_defaults) and the action group C(group/foundation.runners.forgejo).
+"""
+
+    # A user's own login, for the calls that accept nothing else (creating that user's access tokens).
+    LOGIN = r"""
+options:
+  api_username:
+    description:
+      - The user whose login is used, and whose tokens are managed.
+      - If not set, the environment variable E(FORGEJO_USERNAME) is used.
+    type: str
+    required: true
+  api_password:
+    description:
+      - That user's password, a secret; keep it in a vault and set C(no_log) where it is templated.
+      - If not set, the environment variable E(FORGEJO_PASSWORD) is used.
+    type: str
+    required: true
 """
 
     ON_UNSUPPORTED = r"""

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import http.client
 import json
@@ -43,6 +44,12 @@ CONNECTION_ARGS: dict[str, dict[str, t.Any]] = {
     "retries": {"type": "int", "default": 3},
 }
 
+# A user's own login instead of a token: what creating an access token needs (Forgejo accepts only basic auth there).
+LOGIN_ARGS: dict[str, dict[str, t.Any]] = {
+    "api_username": {"type": "str", "required": True, "fallback": (env_fallback, ["FORGEJO_USERNAME"])},
+    "api_password": {"type": "str", "required": True, "no_log": True, "fallback": (env_fallback, ["FORGEJO_PASSWORD"])},
+}
+
 SCOPE_ARGS: dict[str, dict[str, t.Any]] = {
     "scope": {"type": "str", "default": "instance", "choices": ["instance", "org", "user", "repo"]},
     "org": {"type": "str"},
@@ -51,8 +58,12 @@ SCOPE_ARGS: dict[str, dict[str, t.Any]] = {
 SCOPE_REQUIRED_IF = [("scope", "org", ["org"]), ("scope", "repo", ["repo"])]
 
 
-def forgejo_module(options: dict[str, dict[str, t.Any]]) -> AnsibleModule:
-    """An AnsibleModule taking the connection and scope options plus the module's own."""
+def forgejo_module(options: dict[str, dict[str, t.Any]], *, login: bool = False) -> AnsibleModule:
+    """An AnsibleModule taking the connection and scope options plus the module's own; with login, the user's
+    name and password instead of a token, and no scope."""
+    if login:
+        connection = {k: v for k, v in CONNECTION_ARGS.items() if k != "api_token"}
+        return AnsibleModule(argument_spec={**connection, **LOGIN_ARGS, **options}, supports_check_mode=True)
     return AnsibleModule(
         argument_spec={**CONNECTION_ARGS, **SCOPE_ARGS, **options},
         required_if=SCOPE_REQUIRED_IF,
@@ -150,7 +161,7 @@ class ForgejoClient:
                 f"api_url {self.root} is plain http, which would send the tokens readable over the network. "
                 "Use the forge's https:// URL, or set allow_insecure_http for a forge reached over a trusted link."
             )
-        self.token = params["api_token"]
+        self.authorization = _authorization(params)
         self.validate_certs = params["validate_certs"]
         self.timeout = params["timeout"]
         self.retries = max(0, params["retries"])
@@ -174,7 +185,7 @@ class ForgejoClient:
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Accept": "application/json"}
         if auth:
-            headers["Authorization"] = f"token {self.token}"
+            headers["Authorization"] = self.authorization
         if data is not None:
             headers["Content-Type"] = "application/json"
         idempotent = method in IDEMPOTENT_METHODS
@@ -311,6 +322,13 @@ class ForgejoClient:
         return {"id": int(runner.get("id", 0)), "uuid": runner["uuid"], "token": runner["token"], "name": name}
 
 
+def _authorization(params: dict[str, t.Any]) -> str:
+    if params.get("api_token"):
+        return f"token {params['api_token']}"
+    login = f"{params.get('api_username') or ''}:{params.get('api_password') or ''}"
+    return "Basic " + base64.b64encode(login.encode()).decode()
+
+
 def _error_reason(resp: Response) -> str:
     body = resp.body.decode("utf-8", "replace")
     try:
@@ -386,7 +404,7 @@ ON_UNSUPPORTED_ARGS: dict[str, dict[str, t.Any]] = {
 
 def run(
     module: t.Any,
-    action: t.Callable[[ForgejoClient, Scope], dict[str, t.Any]],
+    action: t.Callable[[ForgejoClient, t.Any], dict[str, t.Any]],
     skipped: dict[str, t.Any] | None = None,
 ) -> None:
     """Build client and scope from the module's params, run action, and turn errors into fail_json.
@@ -394,7 +412,7 @@ def run(
     With ``on_unsupported=skip``, a server that lacks what the action needs ends the module unchanged, with
     ``supported=false``, the reason, and the ``skipped`` result (empty lists) instead of failing."""
     try:
-        scope = Scope.from_params(module.params)
+        scope = Scope.from_params(module.params) if "scope" in module.params else None
         client = ForgejoClient(module.params)
     except ValueError as exc:
         module.fail_json(msg=str(exc))

@@ -13,6 +13,7 @@ description:
     name, labels, status and version, optionally filtered.
   - Needs the runners API of Forgejo 15 or later.
 extends_documentation_fragment:
+  - foundation.runners.forgejo.CONNECTION
   - foundation.runners.forgejo
   - foundation.runners.forgejo.SCOPE
   - foundation.runners.forgejo.ON_UNSUPPORTED

@@ -29,6 +29,7 @@ description:
   - On Forgejo older than 15 the module fails and changes nothing; there, the C(cleanup_offline_runners)
     cron task of Forgejo is the alternative.
 extends_documentation_fragment:
+  - foundation.runners.forgejo.CONNECTION
   - foundation.runners.forgejo
   - foundation.runners.forgejo.SCOPE
   - foundation.runners.forgejo.ON_UNSUPPORTED

@@ -25,6 +25,7 @@ description:
     hidden from every output, C(-vvv) included, even on a task without C(no_log) (the module's action plugin
     marks it as C(no_log) would); the registered variable keeps the token for the tasks that need it.
 extends_documentation_fragment:
+  - foundation.runners.forgejo.CONNECTION
   - foundation.runners.forgejo
   - foundation.runners.forgejo.SCOPE
   - ansible.builtin.action_common_attributes

@@ -5,6 +5,7 @@ Integration tests run against real servers built by tests/lab/forge.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import ssl
@@ -17,6 +18,7 @@ ADMIN_TOKEN = "admin-write-token"
 READ_ADMIN_TOKEN = "admin-read-token"
 USER_TOKEN = "user-repo-token"
 REGISTRATION_TOKEN = "registration-token-0123456789"
+ADMIN_LOGIN = ("forge-admin", "admin-password")
 
 
 def public(runner: dict) -> dict:
@@ -37,6 +39,7 @@ class FakeForgejo:
         self.on_request: list = []  # callables run (and dropped) one per request, before it is answered
         self.connections = 0
         self.registration_token_reset = False  # True: the token handed out no longer registers (reset in the UI)
+        self.access_tokens: dict[int, dict] = {}  # the admin's own tokens, with their values (sha1)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
 
@@ -110,6 +113,8 @@ class FakeForgejo:
                     return self._reply(200, {"version": fake.version})
                 if path == "/api/actions/runner.v1.RunnerService/Register" and method == "POST":
                     return self._protocol_register()
+                if path.startswith("/users/"):
+                    return self._access_tokens(method, path)
                 token = self.headers.get("Authorization", "").removeprefix("token ")
                 if token not in (ADMIN_TOKEN, READ_ADMIN_TOKEN, USER_TOKEN):
                     return self._reply(401, {"message": "invalid username, password or token"})
@@ -133,6 +138,34 @@ class FakeForgejo:
                 if major < 15:
                     return self._reply(404, {"message": "not found"})
                 return self._runners(method, scope, rest, parse_qs(url.query))
+
+            def _access_tokens(self, method, path):
+                """A user's tokens as Forgejo keeps them: basic auth only, the value shown once, scopes normalised."""
+                login = ":".join(ADMIN_LOGIN).encode()
+                if self.headers.get("Authorization") != "Basic " + base64.b64encode(login).decode():
+                    return self._reply(401, {"message": "auth required"})
+                if not path.startswith(f"/users/{ADMIN_LOGIN[0]}/tokens"):
+                    return self._reply(403, {"message": "you can only manage your own tokens"})
+                rest = path.removeprefix(f"/users/{ADMIN_LOGIN[0]}/tokens").strip("/")
+                shown = [tok | {"sha1": ""} for tok in fake.access_tokens.values()]
+                if method == "GET" and not rest:
+                    return self._reply(200, shown, {"X-Total-Count": str(len(shown))})
+                if method == "POST" and not rest:
+                    if any(tok["name"] == self.body["name"] for tok in fake.access_tokens.values()):
+                        return self._reply(400, {"message": "access token name has been used already"})
+                    token_id = max(fake.access_tokens, default=0) + 1
+                    value = uuidlib.uuid4().hex + uuidlib.uuid4().hex[:8]
+                    scopes = set(self.body.get("scopes") or [])
+                    scopes -= {"read:" + s.split(":", 1)[1] for s in scopes if s.startswith("write:")}
+                    token = {"id": token_id, "name": self.body["name"], "sha1": value, "token_last_eight": value[-8:]}
+                    fake.access_tokens[token_id] = token | {"scopes": sorted(scopes)}
+                    fake.mutations.append((method, path))
+                    return self._reply(201, fake.access_tokens[token_id])
+                if method == "DELETE" and rest.isdigit() and int(rest) in fake.access_tokens:
+                    del fake.access_tokens[int(rest)]
+                    fake.mutations.append((method, path))
+                    return self._reply(204)
+                return self._reply(404, {"message": "not found"})
 
             def _protocol_register(self):
                 """The runner protocol's Register as Connect answers it: JSON, int64 ids as strings."""
