@@ -9,12 +9,12 @@ export ANSIBLE_HOME := $(CURDIR)/.ansible/home
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 PYTEST := tools/pytest
 
-TEST_PARTS := test-lint test-sanity test-unit test-forgejo test-runner test-libvirt test-molecule test-k8s test-failover test-e2e test-builds
+TEST_PARTS := test-lint test-sanity test-unit test-forgejo test-runner test-libvirt test-molecule test-k8s test-vault test-failover test-e2e test-builds
 # How make test runs them: A,B is A then B; + puts lanes beside each other (tools/timed). The three-lane plan
 #   test-e2e,test-forgejo,test-runner+test-failover,test-molecule+test-lint,test-sanity,test-unit,test-libvirt,test-k8s
 # oversubscribed the 2 cores (load 5 to 9; a failover test failed under it), so the plan stays serial but for the
 # failover and site labs, which share nothing and mostly wait; then the background builds.
-TEST_PLAN := test-lint test-sanity test-unit test-forgejo test-runner test-libvirt test-molecule test-k8s test-failover+test-e2e test-builds
+TEST_PLAN := test-lint test-sanity test-unit test-forgejo test-runner test-libvirt test-molecule test-k8s test-vault test-failover+test-e2e test-builds
 
 .PHONY: deps lab lab-down test fresh-check $(TEST_PARTS) bench bench-prune bench-failover
 
@@ -40,6 +40,7 @@ lab-down:
 	-tests/lab/k8s down
 	-tests/lab/nspawn down --all
 	-tests/lab/mirror down
+	-tests/lab/vault down
 	tests/lab/net down
 
 ## make lab, then make test, in a new clone of HEAD with the lab's caches and state emptied first
@@ -94,6 +95,13 @@ test-k8s: deps
 	tests/lab/forge up
 	tests/lab/k8s up
 	$(PYTEST) tests/integration/k8s
+
+## The production inventory's secrets path against the lab's real Vault (built in the background by make test's
+## prebuild) and the lab forge: forge_tokens.yml, then forge.yml reading its token from Vault.
+test-vault: deps
+	tests/lab/forge up
+	tests/lab/vault up
+	$(PYTEST) tests/integration/vault
 
 ## failover.yml and the standby watchdog: a private lab forge, a runner process and an nspawn systemd host.
 test-failover: deps
