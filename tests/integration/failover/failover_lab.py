@@ -78,9 +78,17 @@ class Forge:
             self.api("DELETE", f"/repos/fleet/ci/contents/{item['path']}", owner, json=body)
 
     def api(self, method: str, path: str, token: str, **kwargs):
-        resp = self.session.request(
-            method, f"{self.url}/api/v1{path}", headers={"Authorization": f"token {token}"}, timeout=10, **kwargs
-        )
+        """One API call; a GET that times out is asked again (the forge's SQLite stalls for seconds under load)."""
+        attempts = 3 if method == "GET" else 1
+        headers = {"Authorization": f"token {token}"}
+        for attempt in range(attempts):
+            try:
+                resp = self.session.request(method, f"{self.url}/api/v1{path}", headers=headers, timeout=30, **kwargs)
+                break
+            except (requests.Timeout, requests.ConnectionError):
+                if attempt + 1 == attempts:
+                    raise
+                time.sleep(2)
         resp.raise_for_status()
         return resp.json() if resp.content else None
 
