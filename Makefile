@@ -13,8 +13,9 @@ TEST_PARTS := test-lint test-sanity test-unit test-forgejo test-runner test-libv
 # How make test runs them: A,B is A then B; + puts lanes beside each other (tools/timed). The three-lane plan
 #   test-e2e,test-forgejo,test-runner+test-failover,test-molecule+test-lint,test-sanity,test-unit,test-libvirt,test-k8s
 # oversubscribed the 2 cores (load 5 to 9; a failover test failed under it), so the plan stays serial but for the
-# failover and site labs, which share nothing and mostly wait; then the background builds.
-TEST_PLAN := test-lint test-sanity test-unit test-forgejo test-runner test-libvirt test-molecule test-k8s test-vault test-failover+test-e2e test-builds
+# failover and site labs, which share nothing and mostly wait, and the Vault part, which waits there for its
+# server's build (nice 19, started with the other builds) on a fresh machine; then the background builds.
+TEST_PLAN := test-lint test-sanity test-unit test-forgejo test-runner test-libvirt test-molecule test-k8s test-failover+test-e2e+test-vault test-builds
 
 .PHONY: deps lab lab-down test fresh-check $(TEST_PARTS) bench bench-prune bench-failover
 
