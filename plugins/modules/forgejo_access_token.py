@@ -137,23 +137,24 @@ def converge(module, client) -> dict:
     params = module.params
     store = TokenStore(client, params["api_username"])
     found = store.named(params["name"])
-    result = {"server_version": client.version.raw, "created": False, "access_token": public(found)}
+    existing = public(found)  # what may be shown of it: never its value
+    result = {"server_version": client.version.raw, "created": False, "access_token": existing}
     if params["state"] == "absent":
         if found and not module.check_mode:
             store.delete(found["id"])
-        return {**result, "changed": found is not None, "access_token": None, **diff(module, found, None)}
+        return {**result, "changed": found is not None, "access_token": None, **diff(module, existing, None)}
     wanted = normalised_scopes(params["scopes"])
-    if found and not params["rotate"]:
-        if public(found)["scopes"] != wanted:
+    if existing and not params["rotate"]:
+        if existing["scopes"] != wanted:
             module.fail_json(
                 msg=f"token {params['name']} of {params['api_username']} exists with scopes "
-                f"{', '.join(public(found)['scopes'])}, not {', '.join(wanted)}; a token's scopes cannot be changed. "
+                f"{', '.join(existing['scopes'])}, not {', '.join(wanted)}; a token's scopes cannot be changed. "
                 "Set rotate=true to replace it (its old value stops working at once).",
-                access_token=public(found),
+                access_token=existing,
             )
         return {**result, "changed": False}
     planned = {"id": None, "name": params["name"], "scopes": wanted, "token_last_eight": None}
-    result.update(changed=True, created=True, access_token=planned, **diff(module, found, planned))
+    result.update(changed=True, created=True, access_token=planned, **diff(module, existing, planned))
     if module.check_mode:
         return result
     if found:
@@ -163,10 +164,11 @@ def converge(module, client) -> dict:
 
 
 def diff(module, before, after) -> dict:
+    """Name and scopes of the shown token before and after (public() views); never a value."""
     if not module._diff:
         return {}
-    shown = [None if tok is None else {"name": tok["name"], "scopes": public(tok)["scopes"]} for tok in (before, after)]
-    return {"diff": {"before": shown[0] or {}, "after": shown[1] or {}}}
+    shown = [{"name": tok["name"], "scopes": tok["scopes"]} if tok else {} for tok in (before, after)]
+    return {"diff": {"before": shown[0], "after": shown[1]}}
 
 
 if __name__ == "__main__":

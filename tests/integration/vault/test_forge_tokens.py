@@ -44,14 +44,11 @@ def stored(vault, name: str) -> dict:
     """A derived token's secret, read with the root token (the test's own look; the playbooks use the AppRole)."""
     env = {**os.environ, "VAULT_ADDR": vault["VAULT_ADDR"]}
     env["VAULT_TOKEN"] = read_file(vault["LAB_VAULT_ROOT_TOKEN_FILE"])
-    command = ["ip", "netns", "exec", "frlab-vault", vault_binary(), "kv", "get", "-format=json", "-mount=foundation"]
+    command = ["ip", "netns", "exec", vault["LAB_VAULT_NETNS"], vault["LAB_VAULT_BIN"], "kv", "get", "-format=json"]
+    command.append("-mount=foundation")
     command.append(f"forgejo/foundation-runners/{PATHS[name]}")
     proc = subprocess.run(command, check=False, capture_output=True, text=True, env=env)
     return json.loads(proc.stdout)["data"]["data"] if proc.returncode == 0 else {}
-
-
-def vault_binary() -> str:
-    return subprocess.run([str(LAB / "vault"), "build"], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def production_play(ansible, vault, lab, playbook: str, *options: str) -> subprocess.CompletedProcess:
