@@ -51,6 +51,9 @@ def clean(env, base_too: bool = False) -> None:
     uri, pool = env["LIBVIRT_URI"], env["LAB_POOL"]
     virsh(uri, "destroy", NAME, check=False)
     virsh(uri, "undefine", NAME, check=False)
+    # A guest whose libvirtd was killed can be left running, unknown to the restarted lab daemon: its QEMU would
+    # otherwise run on through the rest of make test.
+    subprocess.run(["pkill", "-KILL", "-f", f"^/usr/bin/qemu-system-x86_64 -name guest={NAME},"], check=False)
     for vol in pool_volumes(uri, pool, (NAME, BASE) if base_too else (NAME,)):
         virsh(uri, "vol-delete", vol, "--pool", pool, check=False)
 
