@@ -13,23 +13,29 @@ TEST_PARTS := test-lint test-sanity test-unit test-forgejo test-runner test-libv
 # How make test runs them: A,B is A then B; + puts lanes beside each other (tools/timed). No part uses all of the
 # 2 cores for long (the load average stays near 1 to 1.5 in libvirt, molecule and k8s, which wait on TCG guests,
 # the forge and Kubernetes), so two lanes run beside each other where they share no lab host and no forge profile:
-# the libvirt hosts and the molecule containers beside the forge, runner and k8s parts; then the site lab beside
-# the failover lab and the Vault part. Three CPU-bound lanes at once (load 5 to 9) failed a failover test; the
+# the libvirt hosts and the molecule containers beside the forge, runner, k8s and Vault parts; then the site lab
+# beside the failover lab. The Vault part rotates the fleet's forge token, which the site lab reads from the same
+# Vault, so the two never run at once. Three CPU-bound lanes at once (load 5 to 9) failed a failover test; the
 # lint, sanity and unit parts use both cores and run alone, while the background builds start.
-TEST_PLAN := test-lint test-sanity test-unit test-libvirt,test-molecule+test-forgejo,test-runner,test-k8s test-failover+test-e2e+test-vault test-builds
+TEST_PLAN := test-lint test-sanity test-unit test-libvirt,test-molecule+test-forgejo,test-runner,test-k8s,test-vault test-failover+test-e2e test-builds
 
 .PHONY: deps lab lab-down test fresh-check $(TEST_PARTS) bench bench-prune bench-failover
 
 deps:
 	@tools/bootstrap.sh
 
-## Bring up the lab (forge, mirror, crunchy01 as a Debian 13 systemd KVM host) and converge site.yml on it.
+## Bring up the lab (forge, mirror, Vault, crunchy01 as a Debian 13 systemd KVM host) and converge site.yml on it.
+## The playbooks get the forge's token from the lab Vault, as in production (forge_tokens.yml derives it from the
+## admin password there); the forge's own token variables are unset for them.
 lab: deps
 	tests/lab/prebuild start
 	tests/lab/forge up
 	tests/lab/mirror up
 	tests/lab/kvm-host up crunchy 198.51.100.30
+	tests/lab/vault up
 	eval "$$(tests/lab/forge env)" && eval "$$(tests/lab/mirror env)" && eval "$$(tests/lab/kvm-host env crunchy)" && \
+	  eval "$$(tests/lab/vault login-env)" && unset $$(compgen -v FORGE_GITEA_TOKEN_) && \
+	  ansible-playbook -i inventory/lab playbooks/forge_tokens.yml && \
 	  ansible-playbook -i inventory/lab playbooks/site.yml
 
 ## Stop everything the lab started; keeps the build cache.

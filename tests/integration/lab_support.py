@@ -27,6 +27,18 @@ def lab_env(command: list[str]) -> dict[str, str]:
     return env
 
 
+def vault_secret(path: str, mount: str = "foundation") -> dict:
+    """The data of a KV v2 secret in the lab Vault ({} when there is none), read with the lab's root token through
+    the vault CLI in the server's namespace: the tests' own look; the playbooks log in with the AppRole."""
+    vault = lab_env([str(LAB / "vault"), "env"])
+    with open(vault["LAB_VAULT_ROOT_TOKEN_FILE"]) as f:
+        env = {**os.environ, "VAULT_ADDR": vault["VAULT_ADDR"], "VAULT_TOKEN": f.read().strip()}
+    command = ["ip", "netns", "exec", vault["LAB_VAULT_NETNS"], vault["LAB_VAULT_BIN"], "kv", "get", "-format=json"]
+    command += [f"-mount={mount}", path]
+    proc = subprocess.run(command, check=False, capture_output=True, text=True, env=env)
+    return json.loads(proc.stdout)["data"]["data"] if proc.returncode == 0 else {}
+
+
 class Ansible:
     """Runs one module on localhost through `ansible`, returning its result dict."""
 

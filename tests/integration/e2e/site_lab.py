@@ -21,6 +21,8 @@ VM = "runner-02"
 VM_IP = "198.51.100.32"
 OLD_VM = "runner-01"
 OUTPUT = ROOT / "tests" / "output" / "e2e"
+# The lab forge's own tokens (tests/lab/forge env): for the tests' checks, never for the playbooks.
+FORGE_TOKENS = "FORGE_GITEA_TOKEN_"
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
@@ -29,16 +31,21 @@ def sh(*argv: str, check: bool = True, timeout: float | None = 600, **kw) -> sub
 
 
 def lab_up() -> dict[str, str]:
-    """Starts the forge, the mirror and crunchy01's container; returns the environment of site.yml."""
+    """Starts the forge, the mirror, crunchy01's container and the Vault (waiting for its build on a fresh
+    machine); returns the environment of site.yml."""
     sh(str(LAB / "forge"), "up")
     sh(str(LAB / "mirror"), "up", timeout=1800)
     sh(str(LAB / "kvm-host"), "up", HOST, HOST_IP)
+    sh(str(LAB / "vault"), "up", timeout=3600)
     return site_env()
 
 
 def site_env() -> dict[str, str]:
+    """The lab's values, the Vault login of the playbooks among them. It holds the forge's own tokens for the
+    tests' checks; Site keeps them from the playbooks, which read theirs from Vault."""
     env = {}
-    for command in (["forge", "env"], ["mirror", "env"], ["kvm-host", "env", HOST]):
+    commands = (["forge", "env"], ["mirror", "env"], ["kvm-host", "env", HOST], ["vault", "login-env"])
+    for command in commands:
         env.update(lab_env([str(LAB / command[0]), *command[1:]]))
     return env
 
@@ -70,7 +77,7 @@ class Site:
         self.root = root
         self.env = {
             **os.environ,
-            **env,
+            **{k: v for k, v in env.items() if not k.startswith(FORGE_TOKENS)},
             "ANSIBLE_COLLECTIONS_PATH": str(root / ".ansible" / "collections"),
             "ANSIBLE_CONFIG": str(root / "tests" / "ansible.cfg"),
             "ANSIBLE_FORCE_COLOR": "0",
@@ -92,6 +99,12 @@ class Site:
         log.write_text(run.output)
         self.logs.append(log)
         return run
+
+    def store_forge_tokens(self) -> None:
+        """forge_tokens.yml: the fleet's scoped token derived from the admin password in the lab Vault and stored
+        there, where the inventory reads it (a no-op when Vault holds it already)."""
+        run = self.playbook("forge_tokens.yml", label="00-forge-tokens")
+        assert run.rc == 0, run.tail()
 
 
 def host(*command: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:

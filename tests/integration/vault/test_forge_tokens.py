@@ -11,7 +11,7 @@ import subprocess
 from types import SimpleNamespace
 
 import pytest
-from lab_support import LAB, ROOT, lab_env
+from lab_support import LAB, ROOT, lab_env, vault_secret
 
 PRODUCTION = ROOT / "inventory" / "production"
 PATHS = {"foundation-runners": "admin-token", "foundation-runners-watchdog": "watchdog-token"}
@@ -40,15 +40,9 @@ def read_file(path: str) -> str:
         return f.read().strip()
 
 
-def stored(vault, name: str) -> dict:
+def stored(name: str) -> dict:
     """A derived token's secret, read with the root token (the test's own look; the playbooks use the AppRole)."""
-    env = {**os.environ, "VAULT_ADDR": vault["VAULT_ADDR"]}
-    env["VAULT_TOKEN"] = read_file(vault["LAB_VAULT_ROOT_TOKEN_FILE"])
-    command = ["ip", "netns", "exec", vault["LAB_VAULT_NETNS"], vault["LAB_VAULT_BIN"], "kv", "get", "-format=json"]
-    command.append("-mount=foundation")
-    command.append(f"forgejo/foundation-runners/{PATHS[name]}")
-    proc = subprocess.run(command, check=False, capture_output=True, text=True, env=env)
-    return json.loads(proc.stdout)["data"]["data"] if proc.returncode == 0 else {}
+    return vault_secret(f"forgejo/foundation-runners/{PATHS[name]}")
 
 
 def production_play(ansible, vault, lab, playbook: str, *options: str) -> subprocess.CompletedProcess:
@@ -78,7 +72,7 @@ def test_tokens_derived_from_the_password_in_vault_and_read_back(forge, ansible,
 
     first = production_play(ansible, vault, lab, "forge_tokens.yml", "-vvv")
     assert first.returncode == 0, first.stdout[-4000:]
-    admin, watchdog = stored(vault, "foundation-runners"), stored(vault, "foundation-runners-watchdog")
+    admin, watchdog = stored("foundation-runners"), stored("foundation-runners-watchdog")
     assert admin["scopes"] == "write:admin" and watchdog["scopes"] == "read:admin"
     output = first.stdout + first.stderr
     for secret in (admin["token"], watchdog["token"], read_file(vault["LAB_VAULT_SECRET_ID_FILE"])):
@@ -95,7 +89,7 @@ def test_tokens_derived_from_the_password_in_vault_and_read_back(forge, ansible,
 
     again = production_play(ansible, vault, lab, "forge_tokens.yml")
     assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout[-3000:]
-    assert stored(vault, "foundation-runners")["token"] == admin["token"]
+    assert stored("foundation-runners")["token"] == admin["token"]
 
     # forge.yml as the operator runs it: its token read from Vault through the inventory's lookup.
     check = production_play(ansible, vault, lab, "forge.yml", "--check")
@@ -103,7 +97,7 @@ def test_tokens_derived_from_the_password_in_vault_and_read_back(forge, ansible,
 
     rotated = production_play(ansible, vault, lab, "forge_tokens.yml", "-e", "forge_tokens_rotate=true")
     assert rotated.returncode == 0, rotated.stdout[-3000:]
-    new = stored(vault, "foundation-runners")["token"]
+    new = stored("foundation-runners")["token"]
     assert new != admin["token"]
     assert ansible("forgejo_runner_token", {"api_url": forge.url, "api_token": admin["token"]}).get("failed")
     print(
