@@ -10,13 +10,13 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 PYTEST := tools/pytest
 
 TEST_PARTS := test-lint test-sanity test-unit test-forgejo test-runner test-libvirt test-molecule test-k8s test-vault test-failover test-e2e test-builds
-# How make test runs them: A,B is A then B; + puts lanes beside each other (tools/timed). No part uses all of the
-# 2 cores for long (the load average stays near 1 to 1.5 in libvirt, molecule and k8s, which wait on TCG guests,
-# the forge and Kubernetes), so two lanes run beside each other where they share no lab host and no forge profile:
+# How make test runs them: A,B is A then B; + puts lanes beside each other (tools/timed). Alone, libvirt, molecule
+# and k8s kept the 2 cores 62 %, 45 % and 28 % busy (they wait on TCG guests, the forge and Kubernetes), so two
+# lanes run beside each other where they share no lab host and no forge profile:
 # the libvirt hosts and the molecule containers beside the forge, runner, k8s and Vault parts; then the site lab
 # beside the failover lab. The Vault part rotates the fleet's forge token, which the site lab reads from the same
-# Vault, so the two never run at once. Three CPU-bound lanes at once (load 5 to 9) failed a failover test; the
-# lint, sanity and unit parts use both cores and run alone, while the background builds start.
+# Vault, so the two never run at once. Three busy lanes at once (load 5 to 9) failed a failover test. Lint, sanity
+# and unit run first, alone, while the background builds start.
 TEST_PLAN := test-lint test-sanity test-unit test-libvirt,test-molecule+test-forgejo,test-runner,test-k8s,test-vault test-failover+test-e2e test-builds
 
 .PHONY: deps lab lab-down test fresh-check $(TEST_PARTS) bench bench-prune bench-failover
