@@ -8,12 +8,13 @@ import os
 import re
 import shlex
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from lab_support import LAB, ROOT, lab_env
-from lab_workflows import LabForge
+from lab_workflows import LabForge, Run
 
 HOST = "crunchy"  # the lab namespace and container of crunchy01
 HOST_IP = "198.51.100.30"
@@ -23,7 +24,42 @@ OLD_VM = "runner-01"
 OUTPUT = ROOT / "tests" / "output" / "e2e"
 # The lab forge's own tokens (tests/lab/forge env): for the tests' checks, never for the playbooks.
 FORGE_TOKENS = "FORGE_GITEA_TOKEN_"
+ONLINE = {"online", "idle", "active"}
+# Seconds per step, written to OUTPUT/timings.json when the session ends.
+TIMINGS: dict[str, float] = {}
+PROBE = """\
+on: push
+jobs:
+  probe:
+    runs-on: fenced
+    steps:
+      - run: |
+          echo "probe kernel=$(uname -r)"
+          echo "probe hostname=$(cat /proc/sys/kernel/hostname)"
+          echo "probe machine-id=$(cat /etc/machine-id 2>/dev/null || echo none)"
+          if [ -e /.dockerenv ]; then echo "probe dockerenv=yes"; else echo "probe dockerenv=no"; fi
+          sleep {sleep}
+"""
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def probe(run: Run) -> dict[str, str]:
+    """What the PROBE workflow saw: kernel, hostname, machine-id, dockerenv."""
+    return dict(re.findall(r"Z probe (\S+?)=(\S*)$", run.log, re.M))
+
+
+def push_probe(repo, name: str, sleep: int = 1):
+    return repo.push({f".gitea/workflows/{name}.yml": PROBE.format(sleep=sleep)}, message=name)
+
+
+def register_elsewhere(env: dict[str, str], forge: LabForge, name: str) -> None:
+    """A record with label fenced that no runner of the lab uses (the lab runner registers in a scratch folder and
+    never starts): an old fleet's or an earlier attempt's."""
+    with tempfile.TemporaryDirectory() as workdir:
+        sh(
+            env["LAB_RUNNER"], "register", "--no-interactive", "--instance", env["FORGE_GITEA_URL"],
+            "--token", forge.registration_token(), "--name", name, "--labels", "fenced", cwd=workdir,
+        )  # fmt: skip
 
 
 def sh(*argv: str, check: bool = True, timeout: float | None = 600, **kw) -> subprocess.CompletedProcess:
@@ -72,9 +108,13 @@ class PlaybookRun:
 class Site:
     """Runs the playbooks of the collection against the lab inventory and keeps every output."""
 
-    def __init__(self, env: dict[str, str], root: Path = ROOT, extra: dict[str, str] | None = None):
-        """ROOT: the controller's checkout (its inventory, playbooks and linked collection)."""
+    def __init__(
+        self, env: dict[str, str], root: Path = ROOT, extra: dict[str, str] | None = None, inventory: str = "lab"
+    ):
+        """ROOT: the controller's checkout (its inventory, playbooks and linked collection); inventory: which of
+        its inventories (lab, or replica: inventory/production's shape)."""
         self.root = root
+        self.inventory = inventory
         self.env = {
             **os.environ,
             **{k: v for k, v in env.items() if not k.startswith(FORGE_TOKENS)},
@@ -88,7 +128,11 @@ class Site:
         OUTPUT.mkdir(parents=True, exist_ok=True)
 
     def playbook(self, name: str, *options: str, label: str, extra_env: dict | None = None) -> PlaybookRun:
-        command = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(self.root / "inventory" / "lab")]
+        command = [
+            str(ROOT / ".venv" / "bin" / "ansible-playbook"),
+            "-i",
+            str(self.root / "inventory" / self.inventory),
+        ]
         command += [str(self.root / "playbooks" / name), *options]  # an absolute name stays as it is
         start = time.monotonic()
         proc = subprocess.run(
@@ -107,9 +151,9 @@ class Site:
         assert run.rc == 0, run.tail()
 
 
-def host(*command: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
-    """A command in crunchy01's container."""
-    pid = sh(str(LAB / "kvm-host"), "pid", HOST).stdout.strip()
+def host(*command: str, check: bool = True, stdin: str | None = None, name: str = HOST) -> subprocess.CompletedProcess:
+    """A command in a lab KVM host's container (crunchy01's unless named)."""
+    pid = sh(str(LAB / "kvm-host"), "pid", name).stdout.strip()
     return sh("nsenter", "-t", pid, "-m", "-u", "-i", "-n", "-p", "--", *command, check=check, input=stdin)
 
 

@@ -9,55 +9,34 @@ import json
 import os
 import re
 import socket
-import tempfile
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from fence_probe import assert_fenced, findings, probe_workflow
-from lab_support import LAB, ROOT, lab_env, vault_secret
+from lab_support import LAB, ROOT, vault_secret
 from lab_workflows import LabForge, Run
-from site_lab import HOST, OLD_VM, OUTPUT, VM, VM_IP, Forge, Site, host, lab_from_nothing, lab_up, sh, virsh, vm
+from site_lab import (
+    HOST,
+    OLD_VM,
+    ONLINE,
+    TIMINGS,
+    VM,
+    VM_IP,
+    Site,
+    host,
+    probe,
+    push_probe,
+    register_elsewhere,
+    sh,
+    virsh,
+    vm,
+)
 from spoof_probe import try_spoofing
 
-ONLINE = {"online", "idle", "active"}
 FORGE_IP = "198.51.100.10"
 GATEWAY_IP = "198.51.100.1"  # the controller: the lab LAN's way out, as the site's gateway is
-PROBE = """\
-on: push
-jobs:
-  probe:
-    runs-on: fenced
-    steps:
-      - run: |
-          echo "probe kernel=$(uname -r)"
-          echo "probe hostname=$(cat /proc/sys/kernel/hostname)"
-          echo "probe machine-id=$(cat /etc/machine-id 2>/dev/null || echo none)"
-          if [ -e /.dockerenv ]; then echo "probe dockerenv=yes"; else echo "probe dockerenv=no"; fi
-          sleep {sleep}
-"""
-TIMINGS: dict[str, float] = {}
-
-
-def probe(run: Run) -> dict[str, str]:
-    return dict(re.findall(r"Z probe (\S+?)=(\S*)$", run.log, re.M))
-
-
-@pytest.fixture(scope="module")
-def lab():
-    # From nothing, unless E2E_REUSE=1 (while developing): then the converged lab is kept.
-    if os.environ.get("E2E_REUSE"):
-        env = lab_up()
-        forge = Forge(env)
-    else:
-        env, forge = lab_from_nothing()
-    site = Site(env)
-    site.store_forge_tokens()
-    yield SimpleNamespace(env=env, site=site, forge=forge)
-    (OUTPUT / "timings.json").write_text(json.dumps(TIMINGS, indent=2))
-    print("\ne2e timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in TIMINGS.items()))
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +46,6 @@ def repo(lab):
     repo = forge.create_repo("e2e-fenced")
     yield repo
     repo.delete()
-
-
-def push_probe(repo, name: str, sleep: int = 1):
-    return repo.push({f".gitea/workflows/{name}.yml": PROBE.format(sleep=sleep)}, message=name)
 
 
 def test_01_site_converges_from_nothing(lab):
@@ -380,11 +355,7 @@ def test_08_cutover_from_runner_01(lab):
         label="08-old-runner",
     )
     assert made.rc == 0, made.tail()
-    with tempfile.TemporaryDirectory() as workdir:
-        sh(
-            env["LAB_RUNNER"], "register", "--no-interactive", "--instance", env["FORGE_GITEA_URL"],
-            "--token", forge.registration_token(), "--name", OLD_VM, "--labels", "fenced", cwd=workdir,
-        )  # fmt: skip
+    register_elsewhere(env, forge, OLD_VM)
     assert OLD_VM in virsh("list", "--all", "--name").split() and forge.named(OLD_VM)
     run = site.playbook("site.yml", label="08-site-cutover", extra_env={"LAB_RETIRE": OLD_VM})
     TIMINGS["cutover"] = run.seconds
@@ -434,132 +405,3 @@ def test_09_bad_input_changes_nothing(lab, case, overrides, expected):
     assert expected in run.output, run.tail()
     assert virsh("list", "--all", "--name") == domains
     assert sorted(r["id"] for r in forge.runners() if r["name"] in names) == runners
-
-
-HELD = """\
-on: push
-jobs:
-  held:
-    runs-on: fenced
-    steps:
-      - run: |
-          for i in $(seq 600); do [ -e /tmp/release ] && exit 0; sleep 1; done; exit 1
-"""
-# The day-one state made from runner-02 in seconds: the domain without the collection's metadata, the runner
-# in a Docker container with its .runner in a volume and the docker socket mounted, the systemd unit gone.
-DAY_ONE = r"""
-set -e
-systemctl disable --now forgejo-runner.service
-rm -f /etc/systemd/system/forgejo-runner.service
-systemctl daemon-reload
-dir=$(mktemp -d); mkdir -p "$dir/usr/local/bin" "$dir/data" "$dir/tmp"
-cp /usr/local/bin/forgejo-runner "$dir/usr/local/bin/"
-tar -C "$dir" -c . \
-  | docker import -c 'WORKDIR /data' -c 'ENTRYPOINT ["/usr/local/bin/forgejo-runner"]' - lab/runner:day-one
-rm -rf "$dir"
-docker volume create runner-data >/dev/null
-mv /var/lib/forgejo-runner/.runner "$(docker volume inspect -f '{{.Mountpoint}}' runner-data)/.runner"
-docker run -d --name forgejo-runner --restart unless-stopped --network host -v runner-data:/data \
-  -v /var/run/docker.sock:/var/run/docker.sock lab/runner:day-one daemon
-"""
-
-
-def job_containers(key: str) -> str:
-    return vm("docker ps --quiet --filter name=FORGEJO-ACTIONS-TASK-", key).stdout.strip()
-
-
-def wait_job_container(key: str, timeout: float = 300) -> float:
-    start = time.monotonic()
-    while not job_containers(key):
-        assert time.monotonic() - start < timeout, f"no job container in {VM} after {timeout:.0f} s"
-        time.sleep(2)
-    return time.monotonic() - start
-
-
-def release_in_the_drain(key: str) -> threading.Thread:
-    """Lets the held job end 10 s after the role has set the container's restart policy to no, which it does
-    just before it starts waiting for the VM's jobs."""
-
-    def release() -> None:
-        deadline = time.monotonic() + 1200
-        policy = "docker inspect -f '{{.HostConfig.RestartPolicy.Name}}' forgejo-runner"
-        while time.monotonic() < deadline and vm(policy, key, check=False).stdout.strip() != "no":
-            time.sleep(3)
-        time.sleep(10)
-        vm("docker exec $(docker ps -q --filter name=FORGEJO-ACTIONS-TASK-) touch /tmp/release", key)
-
-    thread = threading.Thread(target=release, daemon=True)
-    thread.start()
-    return thread
-
-
-def test_10_day_one_a_containerised_runner_vm_is_adopted(lab):
-    """Day one: runner-02 as another tool leaves a runner VM (no metadata on the domain; forgejo-runner in a
-    Docker container with its .runner in a volume), running a job. fenced_vms.yml with adopt: check mode changes
-    nothing; the run keeps the domain's disk and the forge record (same id, nothing registered), starts the
-    systemd runner, waits for the job to end, then removes the container (its volume kept); a second run is
-    changed=0 and the next fenced job runs under systemd. A domain of another tool's shape is adopted in the
-    libvirt part (test_04c)."""
-    env, site, forge = lab.env, lab.site, lab.forge
-    key = env["LAB_VM_SSH_KEY"]
-    [record] = forge.named(VM)
-    disk_before = virsh("domblklist", VM)
-    for where in ("--config", "--live"):
-        virsh("metadata", VM, "--uri", "https://foundation.runners/libvirt_cloudinit_vm/1", "--remove", where)
-    vm(DAY_ONE, key)
-    forge.wait_status(VM, ONLINE, timeout=120)
-    entry = {
-        "name": VM, "ip_address": f"{VM_IP}/24", "vcpus": 2, "memory": "1536MiB", "disk_size": "8GiB",
-        "adopt": True, "adopt_container": "forgejo-runner",
-    }  # fmt: skip
-    # The forge as the operator has it today: Forgejo 14, no runners API (the lab's profile proxy). Switching
-    # it off for the second run is the upgrade to 15.
-    sh(str(LAB / "forge-profile"), "up")
-    sh(str(LAB / "forge-profile"), "set", "14")
-    profile_url = lab_env([str(LAB / "forge-profile"), "env"])["FORGE_PROFILE_URL"]
-    adopt = ["-e", json.dumps({"fenced_vms": [entry], "fenced_runner_forgejo_url": profile_url})]
-    workflows = LabForge(env["FORGE_GITEA_URL"], env["FORGE_GITEA_TOKEN_OWNER"], env["FORGE_GITEA_TOKEN_WRITE_ADMIN"])
-    repo, later = workflows.create_repo("e2e-day-one"), None
-    try:
-        check = site.playbook("fenced_vms.yml", "--check", "--diff", *adopt, label="10-adopt-check")
-        assert check.rc == 0, check.tail()
-        assert f"Check mode: would adopt domain {VM}" in check.output, check.tail()
-        assert f"would take over runner {VM} (id {record['id']})" in " ".join(check.output.split())
-        assert "foundation.runners" not in virsh("dumpxml", "--inactive", VM)
-        assert vm("docker inspect -f '{{.State.Status}}' forgejo-runner", key).stdout.strip() == "running"
-
-        busy = repo.push({".gitea/workflows/held.yml": HELD}, message="held")
-        wait_job_container(key)
-        releaser = release_in_the_drain(key)
-        run = site.playbook("fenced_vms.yml", *adopt, label="10-adopt")
-        TIMINGS["adopt"] = run.seconds
-        releaser.join(timeout=60)
-        assert run.rc == 0, run.tail()
-        held = repo.wait_run(busy, timeout=300)
-        assert held.conclusion == "success", held.log
-        assert "RETRYING" in run.output.split("Wait until no job runs in the VM", 1)[1][:3000], "the drain did not wait"
-        assert [(r["id"], r["status"] in ONLINE) for r in forge.named(VM)] == [(record["id"], True)]
-        assert vm("docker ps -a -q --filter name=^forgejo-runner$", key).stdout.strip() == ""
-        assert "runner-data" in vm("docker volume ls -q", key).stdout.split()
-        assert vm("systemctl is-active forgejo-runner", key).stdout.strip() == "active"
-        assert "foundation.runners" in virsh("dumpxml", "--inactive", VM) and virsh("domblklist", VM) == disk_before
-        assert "has no runners API" in run.output, "the adoption did not run against the Forgejo 14 profile"
-
-        sh(str(LAB / "forge-profile"), "set", "off")
-        again = site.playbook("fenced_vms.yml", *adopt, label="10-adopt-again")
-        TIMINGS["adopt_again"] = again.seconds
-        assert again.rc == 0 and again.changed()["crunchy01"] == 0, again.tail()
-        assert "has no runners API" not in again.output and [r["id"] for r in forge.named(VM)] == [record["id"]]
-        # A repository of its own: a push to the first would start the held workflow again.
-        later = workflows.create_repo("e2e-day-one-after")
-        after = push_probe(later, "after", sleep=5)
-        assert later.wait_run(after, timeout=300).conclusion == "success"
-    finally:
-        sh(str(LAB / "forge-profile"), "down", check=False)
-        repo.delete()
-        if later is not None:
-            later.delete()
-    print(
-        f"day one: adopted in {run.seconds:.0f} s (check {check.seconds:.0f} s) with a job held to its end; "
-        f"record {record['id']} kept; second run changed=0 in {again.seconds:.0f} s"
-    )

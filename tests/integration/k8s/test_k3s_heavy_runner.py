@@ -6,6 +6,7 @@ then the runner identities (restarts, scale up, scale down) and the -vvv secrecy
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 import subprocess
@@ -56,6 +57,32 @@ def test_rendered_manifests_match_the_schemas(heavy: HeavyLab, tmp_path, variant
     print(f"{variant}: {len(manifests)} manifests valid for Kubernetes {SCHEMA_VERSIONS[0]} to {SCHEMA_VERSIONS[-1]}")
 
 
+def test_registry_logins_reach_the_runner_container_alone(heavy: HeavyLab, tmp_path):
+    output = tmp_path / "manifests.json"
+    auths = [{"registry": "registry.gitlab.com", "username": "frk8s-puller", "password": "frk8s-pull-secret"}]
+    credentials = {f"{NAME}-0": '{"uuid": "stand-in"}'}
+    render_vars = {"stand_in_credentials": credentials, "output": str(output), "k3s_heavy_runner_registry_auths": auths}
+    proc = heavy.run(playbook="render.yml", **render_vars)[0]
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "frk8s-pull-secret" not in proc.stdout + proc.stderr
+    manifests = json.loads(output.read_text())
+    [registry] = [m for m in manifests if m.get("type") == "kubernetes.io/dockerconfigjson"]
+    login = base64.b64encode(b"frk8s-puller:frk8s-pull-secret").decode()
+    assert json.loads(base64.b64decode(registry["data"][".dockerconfigjson"])) == {
+        "auths": {"registry.gitlab.com": {"auth": login}}
+    }
+    [statefulset] = [m for m in manifests if m["kind"] == "StatefulSet"]
+    pod = statefulset["spec"]["template"]["spec"]
+    [runner], [dind] = pod["containers"], pod["initContainers"]
+    assert {"name": "DOCKER_CONFIG", "value": "/etc/forgejo-runner-registry"} in runner["env"]
+    assert {"name": "registry", "mountPath": "/etc/forgejo-runner-registry", "readOnly": True} in runner["volumeMounts"]
+    assert "registry" not in [m["name"] for m in dind["volumeMounts"]]
+    assert "DOCKER_CONFIG" not in [e["name"] for e in dind.get("env", [])]
+    for version in SCHEMA_VERSIONS:
+        for manifest in manifests:
+            kubernetes_validate.validate(manifest, version, strict=True)
+
+
 BAD_INPUTS = [
     ({"k3s_heavy_runner_image": "code.forgejo.org/forgejo/runner:12.10.2"}, "is not pinned by digest"),
     ({"k3s_heavy_runner_dind_image": "docker:dind"}, "is not pinned by digest"),
@@ -82,6 +109,14 @@ BAD_INPUTS = [
     ({"k3s_heavy_runner_registration": "kubectl"}, "k3s_heavy_runner_registration"),
     ({"k3s_heavy_runner_forge_cidrs": []}, "k3s_heavy_runner_forge_cidrs must list"),
     ({"k3s_heavy_runner_egress_cidrs": ["registry.example.org"]}, "are not CIDRs"),
+    (
+        {
+            "k3s_heavy_runner_registry_auths": [
+                {"registry": "https://registry.gitlab.com", "username": "u", "password": "p"}
+            ]
+        },
+        "without scheme or path",
+    ),
     ({"k3s_heavy_runner_labels": ["heavy docker"]}, "k3s_heavy_runner_labels must be runner labels"),
     ({"k3s_heavy_runner_capacity": 0}, "k3s_heavy_runner_capacity must be at least 1"),
     ({"k3s_heavy_runner_job_timeout": "forever"}, "k3s_heavy_runner_job_timeout must be a duration"),

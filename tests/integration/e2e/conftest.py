@@ -1,0 +1,26 @@
+"""The e2e lab, shared by the test files of this folder in the order pytest runs them: site.yml's day on the lab
+inventory (test_site.py), then the day-one replica of the production inventory (test_site_day_one.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+from types import SimpleNamespace
+
+import pytest
+from site_lab import OUTPUT, TIMINGS, Forge, Site, lab_from_nothing, lab_up
+
+
+@pytest.fixture(scope="session")
+def lab():
+    # From nothing, unless E2E_REUSE=1 (while developing): then the converged lab is kept.
+    if os.environ.get("E2E_REUSE"):
+        env = lab_up()
+        forge = Forge(env)
+    else:
+        env, forge = lab_from_nothing()
+    site = Site(env)
+    site.store_forge_tokens()
+    yield SimpleNamespace(env=env, site=site, forge=forge)
+    (OUTPUT / "timings.json").write_text(json.dumps(TIMINGS, indent=2))
+    print("\ne2e timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in TIMINGS.items()))

@@ -1,0 +1,347 @@
+"""Day one on the production replica: inventory/replica (inventory/production's groups, hosts and variables, with
+lab addresses) against the lab put into the state of the operator's fleet today:
+
+- runner-02 is a VM that virt-install defined (no metadata of the collection), on the disk the lab built, its
+  runner a Docker container with its .runner in a volume, registered with the label fenced;
+- a stale record crunchy-runner is left on the forge;
+- the forge answers as Forgejo 14 (tests/lab/forge-profile): no runners list, register or delete API;
+- brix02 is a second, empty KVM host; the k3s API is the lab's control plane, whose kwok node frlab-k8s-crunchy01 is
+  sized like crunchy01 with other workloads on it, and crunchy01 holds its kubeconfig where k3s keeps it.
+
+Then site.yml: check mode changes nothing; the run adopts runner-02 keeping its record and a running job; a second
+run is changed=0; the profile switched off (the upgrade to Forgejo 15), the next run prunes crunchy-runner alone and
+registers nothing; a third run is changed=0. Runs after test_site.py, on its converged lab."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+from lab_support import LAB, lab_env, vault_secret
+from lab_workflows import LabForge
+from site_lab import ONLINE, TIMINGS, VM, Site, host, probe, push_probe, register_elsewhere, sh, virsh, vm
+
+BRIX, BRIX_IP = "brix", "198.51.100.35"  # brix02's lab container
+STANDBY, STANDBY_IP = "runner-03", "198.51.100.36"  # its standby VM (failover.yml -l brix02)
+STALE = "crunchy-runner"
+HEAVY_NAMESPACE, HEAVY_PREFIX = "forgejo-heavy", "heavy-runner"
+CRUNCHY_NODE = "frlab-k8s-crunchy01"
+METADATA = "https://foundation.runners/libvirt_cloudinit_vm/1"
+HELD = """\
+on: push
+jobs:
+  held:
+    runs-on: fenced
+    steps:
+      - run: |
+          for i in $(seq 600); do [ -e /tmp/release ] && exit 0; sleep 1; done; exit 1
+"""
+# The day-one state made from runner-02 in seconds: the domain without the collection's metadata, the runner
+# in a Docker container with its .runner in a volume and the docker socket mounted, the systemd unit gone.
+DAY_ONE = r"""
+set -e
+systemctl disable --now forgejo-runner.service
+rm -f /etc/systemd/system/forgejo-runner.service
+systemctl daemon-reload
+dir=$(mktemp -d); mkdir -p "$dir/usr/local/bin" "$dir/data" "$dir/tmp"
+cp /usr/local/bin/forgejo-runner "$dir/usr/local/bin/"
+tar -C "$dir" -c . \
+  | docker import -c 'WORKDIR /data' -c 'ENTRYPOINT ["/usr/local/bin/forgejo-runner"]' - lab/runner:day-one
+rm -rf "$dir"
+docker volume create runner-data >/dev/null
+mv /var/lib/forgejo-runner/.runner "$(docker volume inspect -f '{{.Mountpoint}}' runner-data)/.runner"
+docker run -d --name forgejo-runner --restart unless-stopped --network host -v runner-data:/data \
+  -v /var/run/docker.sock:/var/run/docker.sock lab/runner:day-one daemon
+"""
+
+
+def job_containers(key: str) -> str:
+    return vm("docker ps --quiet --filter name=FORGEJO-ACTIONS-TASK-", key).stdout.strip()
+
+
+def wait_job_container(key: str, timeout: float = 300) -> float:
+    start = time.monotonic()
+    while not job_containers(key):
+        assert time.monotonic() - start < timeout, f"no job container in {VM} after {timeout:.0f} s"
+        time.sleep(2)
+    return time.monotonic() - start
+
+
+def release_in_the_drain(key: str) -> threading.Thread:
+    """Lets the held job end 10 s after the role has set the container's restart policy to no, which it does
+    just before it starts waiting for the VM's jobs."""
+
+    def release() -> None:
+        deadline = time.monotonic() + 1200
+        policy = "docker inspect -f '{{.HostConfig.RestartPolicy.Name}}' forgejo-runner"
+        while time.monotonic() < deadline and vm(policy, key, check=False).stdout.strip() != "no":
+            time.sleep(3)
+        time.sleep(10)
+        vm("docker exec $(docker ps -q --filter name=FORGEJO-ACTIONS-TASK-) touch /tmp/release", key)
+
+    thread = threading.Thread(target=release, daemon=True)
+    thread.start()
+    return thread
+
+
+# The VM as another tool defines it: runner-02's domain replaced by one virt-install makes from the same disk and
+# MAC (no metadata, no filter, virt-install's own device set), booted; the container runner comes back with Docker.
+FOREIGN_VM = r"""
+set -e
+export LIBVIRT_DEFAULT_URI=qemu:///system
+mac=$(virsh domiflist runner-02 | awk '$3 == "br0" {print $5}')
+disk=$(virsh domblklist --details runner-02 | awk '$2 == "disk" {print $4}')
+virsh shutdown runner-02 >/dev/null
+for i in $(seq 120); do [ "$(virsh domstate runner-02)" = "shut off" ] && break; sleep 1; done
+virsh destroy runner-02 >/dev/null 2>&1 || true
+virsh undefine runner-02 >/dev/null
+virt-install --name runner-02 --memory 1536 --vcpus 2 --virt-type qemu --import --osinfo generic \
+  --disk "vol=images/$(basename "$disk"),bus=virtio" --network "bridge=br0,mac=$mac,model=virtio" \
+  --graphics none --noautoconsole >/dev/null
+"""
+
+
+def k8s_api() -> client.CoreV1Api:
+    return client.CoreV1Api(config.new_client_from_config(config_file=lab_env([str(LAB / "k8s"), "env"])["KUBECONFIG"]))
+
+
+def registry_logins() -> dict[str, str]:
+    """The heavy runners' registry logins as the cluster holds them: registry -> user:password."""
+    secrets = k8s_api().list_namespaced_secret(HEAVY_NAMESPACE).items
+    [secret] = [s for s in secrets if s.type == "kubernetes.io/dockerconfigjson"]
+    auths = json.loads(base64.b64decode(secret.data[".dockerconfigjson"]))["auths"]
+    return {registry: base64.b64decode(entry["auth"]).decode() for registry, entry in auths.items()}
+
+
+def heavy_records(forge) -> list[tuple[int, str]]:
+    return sorted((r["id"], r["name"]) for r in forge.runners() if r["name"].startswith(HEAVY_PREFIX))
+
+
+def wait_container_runner(key: str, timeout: float = 600) -> None:
+    """Until the booted VM answers ssh and its container runner runs (the forge still shows the record online from
+    before the reboot, so its status proves nothing yet)."""
+    deadline = time.monotonic() + timeout
+    status = "inspect -f '{{.State.Status}}' forgejo-runner"
+    while vm(f"docker {status}", key, check=False).stdout.strip() != "running":
+        assert time.monotonic() < deadline, f"the container runner of {VM} is not running after {timeout:.0f} s"
+        time.sleep(5)
+
+
+def day_one(lab) -> Site:
+    """The lab in the operator's day-one state; returns the Site of inventory/replica."""
+    env, forge = lab.env, lab.forge
+    sh(str(LAB / "kvm-host"), "up", BRIX, BRIX_IP)
+    sh(str(LAB / "k8s"), "up", timeout=3600)
+    for record in heavy_records(forge):  # an earlier run's, whose cluster is gone
+        forge.delete_runner(record[0])
+    node_kubeconfig = Path(lab_env([str(LAB / "k8s"), "env"])["K8S_NODE_KUBECONFIG"]).read_text()
+    host(
+        "sh",
+        "-c",
+        "install -d -m 0700 /etc/rancher/k3s && umask 077 && cat >/etc/rancher/k3s/k3s.yaml",
+        stdin=node_kubeconfig,
+    )
+    # What the operator's crunchy01 has besides: k3s' Python client for Ansible, and the other tool's virt-install.
+    apt = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq", "--no-install-recommends"]
+    host(*apt, "python3-kubernetes", "virtinst")
+    if not forge.named(STALE):
+        register_elsewhere(env, forge, STALE)
+    # E2E_REUSE: a run that stopped midway left runner-02 in the day-one state already.
+    if METADATA in virsh("dumpxml", "--inactive", VM):
+        vm(DAY_ONE, env["LAB_VM_SSH_KEY"])
+        host("sh", "-c", FOREIGN_VM)
+    wait_container_runner(env["LAB_VM_SSH_KEY"])
+    sh(str(LAB / "forge-profile"), "up")
+    sh(str(LAB / "forge-profile"), "set", "14")
+    extra = {"LAB_BRIX02_PID": sh(str(LAB / "kvm-host"), "pid", BRIX).stdout.strip()}
+    extra.update(lab_env([str(LAB / "forge-profile"), "env"]))
+    return Site(env, inventory="replica", extra=extra)
+
+
+@pytest.fixture(scope="module")
+def replica(lab):
+    start = time.monotonic()
+    site = day_one(lab)
+    TIMINGS["replica_day_one"] = time.monotonic() - start
+    yield site
+    sh(str(LAB / "forge-profile"), "down", check=False)
+    sh(str(LAB / "kvm-host"), "down", BRIX, check=False)
+    sh(str(LAB / "k8s"), "down", check=False)
+
+
+def test_11_day_one_on_the_production_replica(lab, replica):
+    env, forge = lab.env, lab.forge
+    key = env["LAB_VM_SSH_KEY"]
+    [record] = forge.named(VM)
+    workflows = LabForge(env["FORGE_GITEA_URL"], env["FORGE_GITEA_TOKEN_OWNER"], env["FORGE_GITEA_TOKEN_WRITE_ADMIN"])
+    # Two repositories: a push to the first would start its held workflow again.
+    repo, later = workflows.create_repo("e2e-day-one"), workflows.create_repo("e2e-day-one-after")
+    try:
+        [stale] = forge.named(STALE)
+        assert METADATA not in virsh("dumpxml", "--inactive", VM)
+
+        # 1. check mode shows the plan and changes nothing
+        check = replica.playbook("site.yml", "--check", "--diff", label="11-replica-check")
+        TIMINGS["replica_check"] = check.seconds
+        assert check.rc == 0, check.tail()
+        assert f"Check mode: would adopt domain {VM}" in check.output, check.tail()
+        assert f"would take over runner {VM} (id {record['id']})" in " ".join(check.output.split())
+        assert METADATA not in virsh("dumpxml", "--inactive", VM)
+        assert vm("docker inspect -f '{{.State.Status}}' forgejo-runner", key).stdout.strip() == "running"
+        assert host("test", "-e", "/usr/sbin/libvirtd", name=BRIX, check=False).returncode != 0
+        assert HEAVY_NAMESPACE not in [n.metadata.name for n in k8s_api().list_namespace().items]
+
+        # 2. the run adopts runner-02, its record and a job running in its container
+        busy = repo.push({".gitea/workflows/held.yml": HELD}, message="held")
+        wait_job_container(key)
+        releaser = release_in_the_drain(key)
+        run = replica.playbook("site.yml", label="11-replica-site")
+        TIMINGS["replica_adopt"] = run.seconds
+        releaser.join(timeout=60)
+        assert run.rc == 0, run.tail()
+        assert repo.wait_run(busy, timeout=300).conclusion == "success"
+        assert "RETRYING" in run.output.split("Wait until no job runs in the VM", 1)[1][:3000], "the drain did not wait"
+        assert [(r["id"], r["status"] in ONLINE) for r in forge.named(VM)] == [(record["id"], True)]
+        assert vm("docker ps -a -q --filter name=^forgejo-runner$", key).stdout.strip() == ""
+        assert vm("systemctl is-active forgejo-runner", key).stdout.strip() == "active"
+        assert METADATA in virsh("dumpxml", "--inactive", VM)
+        assert f"upgrade to Forgejo 15 to prune {STALE}" in " ".join(run.output.split()), run.tail()
+        assert [r["id"] for r in forge.named(STALE)] == [stale["id"]]
+        assert "images" in host("virsh", "-q", "-c", "qemu:///system", "pool-list", "--name", name=BRIX).stdout.split()
+        pods = k8s_api().list_namespaced_pod(HEAVY_NAMESPACE).items
+        assert pods and {p.spec.node_name for p in pods} == {CRUNCHY_NODE}
+        heavy = heavy_records(forge)
+        login = vault_secret("registry/gitlab")
+        assert login["token"] not in run.output
+        assert registry_logins() == {"registry.gitlab.com": f"{login['username']}:{login['token']}"}
+        after = push_probe(later, "after-adoption", sleep=1)
+        seen = probe(later.wait_run(after, timeout=300))
+        assert seen["kernel"] == vm("uname -r", key).stdout.strip() and seen["dockerenv"] == "yes", seen
+
+        # 3. a second run changes nothing
+        again = replica.playbook("site.yml", label="11-replica-again")
+        TIMINGS["replica_again"] = again.seconds
+        assert again.rc == 0 and set(again.changed().values()) == {0}, again.tail()
+
+        # 4. the forge upgraded to 15: the runners API finds the same records, prunes crunchy-runner alone
+        sh(str(LAB / "forge-profile"), "set", "off")
+        upgraded = replica.playbook("site.yml", label="11-replica-upgraded")
+        TIMINGS["replica_upgraded"] = upgraded.seconds
+        assert upgraded.rc == 0, upgraded.tail()
+        assert "has no runners API" not in upgraded.output
+        assert forge.named(STALE) == []
+        assert [r["id"] for r in forge.named(VM)] == [record["id"]] and heavy_records(forge) == heavy
+        third = replica.playbook("site.yml", label="11-replica-third")
+        TIMINGS["replica_third"] = third.seconds
+        assert third.rc == 0 and set(third.changed().values()) == {0}, third.tail()
+        assert later.wait_run(push_probe(later, "upgraded", sleep=1), timeout=300).conclusion == "success"
+    finally:
+        repo.delete()
+        later.delete()
+    print(
+        f"day one on the replica: check {check.seconds:.0f} s, adoption {run.seconds:.0f} s (record {record['id']} "
+        f"kept, a job held to its end), again {again.seconds:.0f} s changed=0, upgraded {upgraded.seconds:.0f} s "
+        f"({STALE} pruned), third {third.seconds:.0f} s changed=0"
+    )
+
+
+HA_JOBS = """\
+on: push
+jobs:
+""" + "".join(
+    f"""  job{i}:
+    runs-on: fenced
+    steps:
+      - run: sleep 8
+"""
+    for i in range(4)
+)
+
+
+def failover(replica: Site, mode: str, *options: str, label: str):
+    return replica.playbook("failover.yml", "-l", "brix02", "-e", f"failover_mode={mode}", *options, label=label)
+
+
+def standby_unit(key: str) -> str:
+    return vm("systemctl is-active forgejo-runner", key, ip=STANDBY_IP, check=False).stdout.strip()
+
+
+def job_runners(repo, run_id: int) -> list[str]:
+    return [
+        j["runner_name"]
+        for j in repo.forge.call("GET", f"/repos/{repo.full_name}/actions/runs/{run_id}/jobs").json()["jobs"]
+    ]
+
+
+def wait_until(what, timeout: float, step: float = 2.0) -> float:
+    start = time.monotonic()
+    while not what():
+        assert time.monotonic() - start < timeout, f"not within {timeout:.0f} s: {what.__doc__ or what}"
+        time.sleep(step)
+    return time.monotonic() - start
+
+
+def test_12_strict_standby_in_a_vm_on_brix02(lab, replica):
+    """failover.yml -l brix02 through the replica: the standby VM runner-03 on brix02, its unit stopped and owned by
+    the watchdog, which controls it over ssh with its restricted key. The primary lost (runner-02 suspended), a queued
+    fenced job starts in runner-03 within 90 s; the primary back, the standby finishes that job and stops. Then ha
+    mode, where both take jobs."""
+    env, forge = lab.env, lab.forge
+    key = env["LAB_VM_SSH_KEY"]
+    check = failover(replica, "standby", "--check", "--diff", label="12-failover-check")
+    assert check.rc == 0, check.tail()
+    assert (
+        STANDBY not in host("virsh", "-q", "-c", "qemu:///system", "list", "--all", "--name", name=BRIX).stdout.split()
+    )
+
+    run = failover(replica, "standby", label="12-failover-standby")
+    TIMINGS["standby_vm"] = run.seconds
+    assert run.rc == 0, run.tail()
+    assert standby_unit(key) == "inactive"
+    assert host("systemctl", "is-active", "foundation-runner-watchdog.timer", name=BRIX).stdout.strip() == "active"
+    again = failover(replica, "standby", label="12-failover-again")
+    TIMINGS["standby_again"] = again.seconds
+    assert again.rc == 0 and set(again.changed().values()) == {0}, again.tail()
+
+    workflows = LabForge(env["FORGE_GITEA_URL"], env["FORGE_GITEA_TOKEN_OWNER"], env["FORGE_GITEA_TOKEN_WRITE_ADMIN"])
+    repo = workflows.create_repo("e2e-standby")
+    try:
+        virsh("suspend", VM)
+        lost = time.time()
+        push = push_probe(repo, "failover", sleep=45)
+        latency = repo.wait_started(push, timeout=240) - lost
+        assert standby_unit(key) == "active"
+        virsh("resume", VM)
+        restored = time.monotonic()
+        result = repo.wait_run(push, timeout=300)
+        assert result.conclusion == "success" and job_runners(repo, result.id) == [STANDBY], result.log
+        assert probe(result)["kernel"] == vm("uname -r", key, ip=STANDBY_IP).stdout.strip()
+        wait_until(lambda: standby_unit(key) == "inactive", 300)
+        failback = time.monotonic() - restored
+        TIMINGS.update(failover=latency, failback=failback)
+        assert latency <= 90, f"the standby took the job {latency:.0f} s after the primary was lost"
+
+        ha = failover(replica, "ha", label="12-failover-ha")
+        TIMINGS["ha"] = ha.seconds
+        assert ha.rc == 0, ha.tail()
+        assert standby_unit(key) == "active"
+        assert host("test", "-e", "/etc/foundation-runners/watchdog.json", name=BRIX, check=False).returncode == 1
+        wait_until(
+            lambda: {r["status"] in ONLINE for r in forge.runners() if r["name"] in (VM, STANDBY)} == {True}, 120
+        )
+        both = repo.wait_run(repo.push({".gitea/workflows/ha.yml": HA_JOBS}, message="ha"), timeout=300)
+        takers = set(job_runners(repo, both.id))
+        assert both.conclusion == "success" and takers == {VM, STANDBY}, takers
+    finally:
+        virsh("resume", VM, check=False)
+        repo.delete()
+    print(
+        f"standby VM {STANDBY} on brix02: made in {run.seconds:.0f} s (check {check.seconds:.0f} s), again "
+        f"{again.seconds:.0f} s changed=0; failover {latency:.0f} s from loss to job start in {STANDBY}, fail-back "
+        f"stopped it {failback:.0f} s after the primary came back; ha: {sorted(takers)} took 4 jobs"
+    )
