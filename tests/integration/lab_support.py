@@ -8,6 +8,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,17 @@ def lab_env(command: list[str]) -> dict[str, str]:
             name, value = line.removeprefix("export ").split("=", 1)
             env[name] = shlex.split(value)[0] if value else ""
     return env
+
+
+def wait_for(what, timeout: float, step: float = 1.0):
+    """what()'s first true value, asked every step seconds; fails the test after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = what()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"not true after {timeout} s: {what.__doc__ or what}")
 
 
 def vault_secret(path: str, mount: str = "foundation") -> dict:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client, config
-from lab_support import LAB, lab_env, vault_secret
+from lab_support import LAB, lab_env, vault_secret, wait_for
 from lab_workflows import LabForge
 from site_lab import ONLINE, TIMINGS, VM, Site, host, probe, push_probe, register_elsewhere, sh, virsh, vm
 
@@ -271,6 +271,10 @@ def brix_domains() -> list[str]:
     return host("sh", "-c", command, name=BRIX).stdout.split()
 
 
+def both_online(forge) -> bool:
+    return {r["status"] in ONLINE for r in forge.runners() if r["name"] in (VM, STANDBY)} == {True}
+
+
 def failover(replica: Site, mode: str, *options: str, label: str):
     return replica.playbook("failover.yml", "-l", "brix02", "-e", f"failover_mode={mode}", *options, label=label)
 
@@ -284,14 +288,6 @@ def job_runners(repo, run_id: int) -> list[str]:
         j["runner_name"]
         for j in repo.forge.call("GET", f"/repos/{repo.full_name}/actions/runs/{run_id}/jobs").json()["jobs"]
     ]
-
-
-def wait_until(what, timeout: float, step: float = 2.0) -> float:
-    start = time.monotonic()
-    while not what():
-        assert time.monotonic() - start < timeout, f"not within {timeout:.0f} s: {what.__doc__ or what}"
-        time.sleep(step)
-    return time.monotonic() - start
 
 
 def test_12_strict_standby_in_a_vm_on_brix02(lab, replica):
@@ -332,7 +328,7 @@ def test_12_strict_standby_in_a_vm_on_brix02(lab, replica):
         result = repo.wait_run(push, timeout=300)
         assert result.conclusion == "success" and job_runners(repo, result.id) == [STANDBY], result.log
         assert probe(result)["kernel"] == vm("uname -r", key, ip=STANDBY_IP).stdout.strip()
-        wait_until(lambda: standby_unit(key) == "inactive", 300)
+        wait_for(lambda: standby_unit(key) == "inactive", 300, step=2)
         failback = time.monotonic() - restored
         TIMINGS.update(failover=latency, failback=failback)
         assert latency <= 90, f"the standby took the job {latency:.0f} s after the primary was lost"
@@ -342,9 +338,7 @@ def test_12_strict_standby_in_a_vm_on_brix02(lab, replica):
         assert ha.rc == 0, ha.tail()
         assert standby_unit(key) == "active"
         assert host("test", "-e", "/etc/foundation-runners/watchdog.json", name=BRIX, check=False).returncode == 1
-        wait_until(
-            lambda: {r["status"] in ONLINE for r in forge.runners() if r["name"] in (VM, STANDBY)} == {True}, 120
-        )
+        wait_for(lambda: both_online(forge), 120, step=2)
         both = repo.wait_run(repo.push({".gitea/workflows/ha.yml": HA_JOBS}, message="ha"), timeout=300)
         takers = set(job_runners(repo, both.id))
         assert both.conclusion == "success" and takers == {VM, STANDBY}, takers

@@ -21,6 +21,7 @@ from failover_lab import (
     summary,
     tear_down,
 )
+from lab_support import wait_for
 
 RESULTS: list[str] = []
 
@@ -31,16 +32,6 @@ def lab():
     yield forge, primary, container, play
     tear_down(primary, container)
     summary(["failover (Gitea 1.27.3 as the stop-gap forge, lab runners, nspawn systemd):", *RESULTS])
-
-
-def wait_for(what, timeout: float, step: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = what()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"not true after {timeout} s: {what.__doc__ or what}")
 
 
 def test_preflight_failures_change_nothing(lab):
