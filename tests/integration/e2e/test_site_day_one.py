@@ -64,14 +64,6 @@ def job_containers(key: str) -> str:
     return vm("docker ps --quiet --filter name=FORGEJO-ACTIONS-TASK-", key).stdout.strip()
 
 
-def wait_job_container(key: str, timeout: float = 300) -> float:
-    start = time.monotonic()
-    while not job_containers(key):
-        assert time.monotonic() - start < timeout, f"no job container in {VM} after {timeout:.0f} s"
-        time.sleep(2)
-    return time.monotonic() - start
-
-
 def release_in_the_drain(key: str) -> threading.Thread:
     """Lets the held job end 10 s after the role has set the container's restart policy to no, which it does
     just before it starts waiting for the VM's jobs."""
@@ -122,14 +114,10 @@ def heavy_records(forge) -> list[tuple[int, str]]:
     return sorted((r["id"], r["name"]) for r in forge.runners() if r["name"].startswith(HEAVY_PREFIX))
 
 
-def wait_container_runner(key: str, timeout: float = 600) -> None:
-    """Until the booted VM answers ssh and its container runner runs (the forge still shows the record online from
+def container_runner_runs(key: str) -> bool:
+    """The booted VM answers ssh and its container runner runs (the forge still shows the record online from
     before the reboot, so its status proves nothing yet)."""
-    deadline = time.monotonic() + timeout
-    status = "inspect -f '{{.State.Status}}' forgejo-runner"
-    while vm(f"docker {status}", key, check=False).stdout.strip() != "running":
-        assert time.monotonic() < deadline, f"the container runner of {VM} is not running after {timeout:.0f} s"
-        time.sleep(5)
+    return vm("docker inspect -f '{{.State.Status}}' forgejo-runner", key, check=False).stdout.strip() == "running"
 
 
 def day_one(lab) -> Site:
@@ -155,7 +143,7 @@ def day_one(lab) -> Site:
     if METADATA in virsh("dumpxml", "--inactive", VM):
         vm(DAY_ONE, env["LAB_VM_SSH_KEY"])
         host("sh", "-c", FOREIGN_VM)
-    wait_container_runner(env["LAB_VM_SSH_KEY"])
+    wait_for(lambda: container_runner_runs(env["LAB_VM_SSH_KEY"]), 600, step=5)
     sh(str(LAB / "forge-profile"), "up")
     sh(str(LAB / "forge-profile"), "set", "14")
     extra = {"LAB_BRIX02_PID": sh(str(LAB / "kvm-host"), "pid", BRIX).stdout.strip()}
@@ -198,7 +186,7 @@ def test_11_day_one_on_the_production_replica(lab, replica):
 
         # 2. the run adopts runner-02, its record and a job running in its container
         busy = repo.push({".gitea/workflows/held.yml": HELD}, message="held")
-        wait_job_container(key)
+        wait_for(lambda: job_containers(key), 300, step=2)
         releaser = release_in_the_drain(key)
         run = replica.playbook("site.yml", label="11-replica-site")
         TIMINGS["replica_adopt"] = run.seconds
