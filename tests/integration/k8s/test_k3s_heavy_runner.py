@@ -16,7 +16,7 @@ import pytest
 import requests
 from heavy_lab import DIGEST, NAME, HeavyLab, RunnerProcess
 from interrupt import run_killed
-from lab_support import LAB, lab_env
+from lab_support import LAB, ROOT, lab_env
 
 SCHEMA_VERSIONS = ["1.29.0", "1.30.0", "1.31.0", "1.32.0", "1.33.0", "1.34.0"]
 VARIANTS = {
@@ -294,9 +294,15 @@ KILL_POINTS = [
     ("Register each new replica from the controller", random.uniform(0.2, 1.2)),
     ("Register each new replica from the controller", random.uniform(0.2, 1.2)),
     ("Keep the new credentials", 0.0),
-    ("Apply the credentials Secret", 0.0),
+    ("Apply the Secrets", 0.0),
     ("Apply the service account, config, service, network policy and StatefulSet", 0.0),
 ]
+
+
+def test_every_kill_point_names_a_task_of_the_role():
+    """A renamed task would let the run end unkilled, found only after a whole playbook run."""
+    tasks = "".join(path.read_text() for path in (ROOT / "roles" / "k3s_heavy_runner" / "tasks").glob("*.yml"))
+    assert not [task for task, _ in KILL_POINTS if f"name: {task}" not in tasks]
 
 
 @pytest.mark.parametrize(("task", "delay"), KILL_POINTS, ids=[f"kill{i:02d}" for i in range(len(KILL_POINTS))])
