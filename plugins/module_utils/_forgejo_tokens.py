@@ -8,7 +8,7 @@ from __future__ import annotations
 import typing as t
 from urllib.parse import quote
 
-from ansible_collections.foundation.runners.plugins.module_utils._forgejo import ForgejoClient
+from ansible_collections.foundation.runners.plugins.module_utils._forgejo_client import ForgejoClient
 
 
 def normalised_scopes(scopes: t.Iterable[str]) -> list[str]:

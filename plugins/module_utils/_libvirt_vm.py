@@ -1,36 +1,24 @@
 # Private to the foundation.runners collection; not a public API, may change without notice.
 """Reconcile a libvirt guest built from a cloud image: the entry point, shared checks and power.
 
-Creation and removal live in _libvirt_vm_create, drift in _libvirt_vm_update, the base image in _libvirt_vm_base.
+Creation and removal live in _libvirt_vm_create, drift in _libvirt_vm_update, the base image in _libvirt_base_image.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.foundation.runners.plugins.module_utils import _cloudinit_seed as seedlib
-from ansible_collections.foundation.runners.plugins.module_utils import _libvirt as lv
-from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_vm_adopt as adoption
-from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_vm_create as lifecycle
-from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_vm_update as drift
-from ansible_collections.foundation.runners.plugins.module_utils._libvirt import LibvirtVmError
+from ansible_collections.foundation.runners.plugins.module_utils import _cloudinit_seed as cloudinit_seed
+from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_api as libvirt_api
+from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_domain_xml as libvirt_domain_xml
+from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_vm_adopt as libvirt_vm_adopt
+from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_vm_create as libvirt_vm_create
+from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_vm_update as libvirt_vm_update
+from ansible_collections.foundation.runners.plugins.module_utils._libvirt_api import LibvirtVmError
+from ansible_collections.foundation.runners.plugins.module_utils._libvirt_vm_options import VmOptions
 
-libvirt = lv.libvirt
-
-
-@dataclass
-class VmOptions:
-    """Option values parsed and validated by the module."""
-
-    memory_mib: int | None = None
-    disk_size: int | None = None
-    mac: str | None = None
-    checksum: str | None = None
-    image_is_url: bool = False
-    # {name, parameters} (see _libvirt_nwfilter.canonical); None when the option is not given.
-    nwfilter: dict[str, Any] | None = None
+libvirt = libvirt_api.libvirt
 
 
 class VmManager:
@@ -54,7 +42,7 @@ class VmManager:
         self.fetch = fetch
         self.tmpdir = tmpdir
         self.warn = warn
-        self.rollback = lv.Rollback()
+        self.rollback = libvirt_api.Rollback()
         self.actions: list[str] = []
         self.diffs: list[dict[str, str]] = []
         self.conn: Any = None
@@ -75,9 +63,9 @@ class VmManager:
         p = self.p
         network_config = p["network_config"]
         if network_config is None and p["ip_address"]:
-            network_config = seedlib.static_network_config(mac, p["ip_address"], p["gateway"], p["nameservers"])
+            network_config = cloudinit_seed.static_network_config(mac, p["ip_address"], p["gateway"], p["nameservers"])
         try:
-            iso, md = seedlib.build_seed(
+            iso, md = cloudinit_seed.build_seed(
                 self.name,
                 p["user_data"],
                 p["meta_data"],
@@ -85,25 +73,25 @@ class VmManager:
                 p["instance_id"],
                 keep_instance=p["keep_instance"],
             )
-        except seedlib.SeedError as exc:
+        except cloudinit_seed.SeedError as exc:
             raise LibvirtVmError(f"cannot build the cloud-init seed for {self.name}: {exc}") from exc
         return iso, md["instance-id"]
 
     def check_interface(self, itype: str, source: str) -> None:
         if itype == "bridge":
-            found = lv.bridge_exists(self.conn, source)
+            found = libvirt_api.bridge_exists(self.conn, source)
             if found is False:
                 raise LibvirtVmError(
                     f"bridge {source!r} not found on {self.conn.getURI()} (neither libvirt's interface nor "
                     "node-device API lists it)"
                 )
         else:
-            net = lv.lookup_network(self.conn, source)
+            net = libvirt_api.lookup_network(self.conn, source)
             if not net.isActive():
                 raise LibvirtVmError(f"libvirt network {source!r} on {self.conn.getURI()} is not active")
 
     def check_mac_free(self, mac: str) -> None:
-        used = lv.macs_in_use(self.conn, exclude=self.name)
+        used = libvirt_api.macs_in_use(self.conn, exclude=self.name)
         if mac in used:
             raise LibvirtVmError(f"mac {mac} is already used by domain {used[mac]!r} on {self.conn.getURI()}")
 
@@ -117,7 +105,7 @@ class VmManager:
     # ------------------------------------------------------------------ power
 
     def power(self, dom: Any, state: str, result: dict[str, Any]) -> None:
-        current = lv.domain_state(dom)
+        current = libvirt_api.domain_state(dom)
         if state == "running" and current != "running":
             self.act(f"{'resume' if current == 'paused' else 'start'} domain {self.name}")
             self.diffs.append({"before": f"state: {current}\n", "after": "state: running\n"})
@@ -125,13 +113,13 @@ class VmManager:
                 if current == "paused":
                     dom.resume()
                 else:
-                    lv.start(dom)
+                    libvirt_api.start(dom)
             current = "running"
         elif state == "stopped" and current not in ("shutoff", "crashed"):
             self.act(f"shut down domain {self.name}")
             self.diffs.append({"before": f"state: {current}\n", "after": "state: shutoff\n"})
             if not self.check:
-                how = lv.shutdown(dom, self.p["shutdown_timeout"], self.p["force"])
+                how = libvirt_api.shutdown(dom, self.p["shutdown_timeout"], self.p["force"])
                 if how == "forced":
                     self.warn(
                         f"domain {self.name!r} did not shut down within {self.p['shutdown_timeout']}s; powered off"
@@ -155,33 +143,38 @@ class VmManager:
         self.checksum = options.checksum
         self.image_is_url = options.image_is_url
         self.nwfilter = options.nwfilter
-        self.conn = lv.connect(self.p["uri"])
+        self.conn = libvirt_api.connect(self.p["uri"])
         state = self.p["state"]
-        dom = lv.lookup_domain(self.conn, self.name)
+        dom = libvirt_api.lookup_domain(self.conn, self.name)
         meta = None
         result: dict[str, Any] = {"name": self.name, "restart_required": False, "pending": []}
         if dom is not None:
-            meta = lv.read_metadata(dom)
+            meta = libvirt_api.read_metadata(dom)
             if meta is None and (state == "absent" or not self.p["adopt"]):
                 raise LibvirtVmError(
                     f"domain {self.name!r} on {self.conn.getURI()} was not created by "
-                    f"foundation.runners.libvirt_cloudinit_vm (no metadata in namespace {lv.METADATA_NS}); "
+                    "foundation.runners.libvirt_cloudinit_vm (no metadata in namespace "
+                    f"{libvirt_domain_xml.METADATA_NS}); "
                     "refusing to manage it"
                     + ("" if state == "absent" else " (adopt=true takes it over, keeping its disk and its size)")
                 )
             if meta is None:
-                result.update(adoption.adopt(self, dom, state))
+                result.update(libvirt_vm_adopt.adopt(self, dom, state))
                 self.power(dom, state, result)
                 return self.finish(result)
-        interrupted = dom is not None and meta.get("phase") == lv.PHASE_CREATING
+        interrupted = dom is not None and meta.get("phase") == libvirt_domain_xml.PHASE_CREATING
         if state == "absent":
-            result.update(lifecycle.remove(self, dom, meta) if dom is not None else lifecycle.remove_leftovers(self))
-        elif interrupted and (created := lifecycle.resume(self, dom, meta, state)) is not None:
+            result.update(
+                libvirt_vm_create.remove(self, dom, meta)
+                if dom is not None
+                else libvirt_vm_create.remove_leftovers(self)
+            )
+        elif interrupted and (created := libvirt_vm_create.resume(self, dom, meta, state)) is not None:
             result.update(created)
         elif dom is None:
-            result.update(lifecycle.create(self, state))
+            result.update(libvirt_vm_create.create(self, state))
         else:
-            result.update(drift.update(self, dom, lv.completed(meta), state))
+            result.update(libvirt_vm_update.update(self, dom, libvirt_domain_xml.completed(meta), state))
             self.power(dom, state, result)
         return self.finish(result)
 

@@ -5,13 +5,18 @@ the collection's metadata without touching its disk or its size. Only the networ
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ansible_collections.foundation.runners.plugins.module_utils import _libvirt as lv
-from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_vm_update as drift
-from ansible_collections.foundation.runners.plugins.module_utils._libvirt import LibvirtVmError
+from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_api as libvirt_api
+from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_domain_xml as libvirt_domain_xml
+from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_vm_update as libvirt_vm_update
+from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_volumes as libvirt_volumes
+from ansible_collections.foundation.runners.plugins.module_utils._libvirt_api import LibvirtVmError
 
-libvirt = lv.libvirt
+if TYPE_CHECKING:
+    from ansible_collections.foundation.runners.plugins.module_utils._libvirt_vm import VmManager
+
+libvirt = libvirt_api.libvirt
 
 # Options describing the domain's shape: compared and reported at adoption, applied by later runs only.
 _SHAPE_OPTIONS = ("domain_type", "vcpus", "bridge", "network", "guest_agent")
@@ -36,14 +41,14 @@ def inspect(conn: Any, dom: Any, xml: str) -> dict[str, Any]:
     return {
         "domain": dom.name(),
         "uuid": dom.UUIDString(),
-        "state": lv.domain_state(dom),
+        "state": libvirt_api.domain_state(dom),
         "disks": disks,
         "interfaces": nics,
         "addresses": _addresses(dom),
     }
 
 
-def adopt(vm: Any, dom: Any, state: str) -> dict[str, Any]:
+def adopt(vm: VmManager, dom: Any, state: str) -> dict[str, Any]:
     """Adopt ``dom``: the result of the update with the domain's own shape, plus ``adoption`` (see ``inspect``)."""
     xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
     found = inspect(vm.conn, dom, xml)
@@ -55,7 +60,7 @@ def adopt(vm: Any, dom: Any, state: str) -> dict[str, Any]:
             "virsh pool-start NAME) so that the disk can be found and kept"
         )
     disk = found["disks"][0]
-    found["differences"] = differences(vm, lv.domain_fields(xml), found)
+    found["differences"] = differences(vm, libvirt_domain_xml.domain_fields(xml), found)
     vm.act(
         f"adopt domain {vm.name} (disk {disk['pool']}/{disk['volume']}, "
         f"{', '.join(n['mac'] or '?' for n in found['interfaces']) or 'no NIC'})"
@@ -71,14 +76,14 @@ def adopt(vm: Any, dom: Any, state: str) -> dict[str, Any]:
     vm.memory_mib = vm.disk_size = vm.mac = None
     try:
         meta = {"pool": disk["pool"], "base-volume": "", "overlay-volume": disk["volume"], "seed-volume": ""}
-        result = drift.update(vm, dom, meta, state)
+        result = libvirt_vm_update.update(vm, dom, meta, state)
     finally:
         vm.p, vm.memory_mib, vm.disk_size, vm.mac = declared
     result["adoption"] = found
     return result
 
 
-def differences(vm: Any, cur: dict[str, Any], found: dict[str, Any]) -> list[str]:
+def differences(vm: VmManager, cur: dict[str, Any], found: dict[str, Any]) -> list[str]:
     """How the domain differs from the options, one readable line each."""
     p = vm.p
     iface = vm.wanted_interface()
@@ -115,7 +120,7 @@ def _disk(conn: Any, disk: ET.Element) -> dict[str, Any]:
     vol = None
     try:
         if info["pool"] and info["volume"]:
-            vol = lv.lookup_pool(conn, info["pool"]).storageVolLookupByName(info["volume"])
+            vol = libvirt_api.lookup_pool(conn, info["pool"]).storageVolLookupByName(info["volume"])
         elif info["path"]:
             vol = conn.storageVolLookupByPath(info["path"])
     except (libvirt.libvirtError, LibvirtVmError):
@@ -123,7 +128,7 @@ def _disk(conn: Any, disk: ET.Element) -> dict[str, Any]:
     if vol is not None:
         info["pool"], info["volume"] = vol.storagePoolLookupByVolume().name(), vol.name()
         info["path"] = info["path"] or vol.path()
-        info["capacity"] = lv.volume_capacity(vol)
+        info["capacity"] = libvirt_volumes.volume_capacity(vol)
     return info
 
 

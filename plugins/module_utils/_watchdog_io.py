@@ -18,7 +18,7 @@ import tempfile
 import time
 import typing as t
 
-from ansible_collections.foundation.runners.plugins.module_utils._forgejo import ForgejoClient
+from ansible_collections.foundation.runners.plugins.module_utils._forgejo_client import ForgejoClient
 from ansible_collections.foundation.runners.plugins.module_utils._watchdog_policy import (
     FORGE_ERROR,
     Decision,
