@@ -29,6 +29,7 @@ RUNNER_MANAGEMENT_MIN_FORGEJO = 15
 RUNNER_MANAGEMENT_MIN_GITEA = (1, 24)
 RUNNER_FIELDS = ("id", "uuid", "name", "labels", "status", "version", "ephemeral", "description")
 
+
 class ForgejoError(Exception):
     """A failed API call, carrying what was asked and what came back."""
 

@@ -10,7 +10,11 @@ import typing as t
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from ansible_collections.foundation.runners.plugins.module_utils._forgejo_client import ForgejoClient, ForgejoError, Scope
+from ansible_collections.foundation.runners.plugins.module_utils._forgejo_client import (
+    ForgejoClient,
+    ForgejoError,
+    Scope,
+)
 
 # Candidates per read of which runners are online: a runner that comes back online is seen by the next read,
 # so at most this many DELETEs, plus those queued, separate a runner's last check from its own deletion.

@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible_collections.foundation.runners.plugins.module_utils._forgejo_client import FeatureUnsupported, ForgejoClient, ForgejoError, Scope, page_items
+from ansible_collections.foundation.runners.plugins.module_utils._forgejo_client import (
+    FeatureUnsupported,
+    ForgejoClient,
+    ForgejoError,
+    Scope,
+    page_items,
+)
 from ansible_collections.foundation.runners.plugins.module_utils._watchdog_policy import (
     FORGE_ERROR,
     PRIMARY_OFFLINE,

@@ -19,6 +19,7 @@ import time
 import typing as t
 
 from ansible_collections.foundation.runners.plugins.module_utils._forgejo_client import ForgejoClient
+from ansible_collections.foundation.runners.plugins.module_utils._watchdog_forge_signal import observe
 from ansible_collections.foundation.runners.plugins.module_utils._watchdog_policy import (
     FORGE_ERROR,
     Decision,
@@ -27,7 +28,6 @@ from ansible_collections.foundation.runners.plugins.module_utils._watchdog_polic
     decide,
     status_text,
 )
-from ansible_collections.foundation.runners.plugins.module_utils._watchdog_signal import observe
 
 DEFAULT_CONFIG = "/etc/foundation-runners/watchdog.json"
 Runner = t.Callable[..., subprocess.CompletedProcess]

@@ -105,7 +105,7 @@ server_version:
   type: str
 """
 
-from ansible_collections.foundation.runners.plugins.module_utils._forgejo import forgejo_module, run
+from ansible_collections.foundation.runners.plugins.module_utils._forgejo_module import forgejo_module, run
 from ansible_collections.foundation.runners.plugins.module_utils._forgejo_tokens import (
     TokenStore,
     normalised_scopes,

@@ -83,11 +83,11 @@ server_version:
   sample: 15.0.3+gitea-1.22.0
 """
 
-from ansible_collections.foundation.runners.plugins.module_utils._forgejo import (
+from ansible_collections.foundation.runners.plugins.module_utils._forgejo_client import select_runners
+from ansible_collections.foundation.runners.plugins.module_utils._forgejo_module import (
     ON_UNSUPPORTED_ARGS,
     forgejo_module,
     run,
-    select_runners,
 )
 
 

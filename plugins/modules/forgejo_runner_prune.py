@@ -133,12 +133,11 @@ server_version:
   type: str
 """
 
-from ansible_collections.foundation.runners.plugins.module_utils._forgejo import (
+from ansible_collections.foundation.runners.plugins.module_utils._forgejo_client import online_first, select_runners
+from ansible_collections.foundation.runners.plugins.module_utils._forgejo_module import (
     ON_UNSUPPORTED_ARGS,
     forgejo_module,
-    online_first,
     run,
-    select_runners,
 )
 from ansible_collections.foundation.runners.plugins.module_utils._forgejo_prune import Pruner
 
@@ -159,15 +158,7 @@ def main() -> None:
         }
     )
     params = module.params
-    if set(params["status"]) != {"offline"}:
-        module.fail_json(
-            msg=f"status may only select offline runners; idle and active runners are never deleted "
-            f"(got {params['status']})"
-        )
-    if params["max_deletions"] < 0:
-        module.fail_json(msg=f"max_deletions must be 0 or more, got {params['max_deletions']}")
-    if not 1 <= params["parallelism"] <= MAX_PARALLELISM:
-        module.fail_json(msg=f"parallelism must be from 1 to {MAX_PARALLELISM}, got {params['parallelism']}")
+    _check_params(module)
 
     def action(client, scope):
         client.require_runner_management("Pruning runners", CRON_HINT)
@@ -206,14 +197,32 @@ def main() -> None:
             "server_version": client.version.raw,
         }
         if module._diff:
-            removed = {r["id"] for r in pruned}
-            listed = sorted(runners, key=lambda r: r["id"])
-            before = [f"{r['id']} {r['name']} {r['status']}" for r in listed]
-            after = [f"{r['id']} {r['name']} {r['status']}" for r in listed if r["id"] not in removed]
-            result["diff"] = {"before": {"runners": before}, "after": {"runners": after}}
+            result["diff"] = _diff(runners, pruned)
         return result
 
     run(module, action, skipped={"pruned": [], "kept_online": [], "already_gone": []})
+
+
+def _check_params(module) -> None:
+    params = module.params
+    if set(params["status"]) != {"offline"}:
+        module.fail_json(
+            msg=f"status may only select offline runners; idle and active runners are never deleted "
+            f"(got {params['status']})"
+        )
+    if params["max_deletions"] < 0:
+        module.fail_json(msg=f"max_deletions must be 0 or more, got {params['max_deletions']}")
+    if not 1 <= params["parallelism"] <= MAX_PARALLELISM:
+        module.fail_json(msg=f"parallelism must be from 1 to {MAX_PARALLELISM}, got {params['parallelism']}")
+
+
+def _diff(runners: list, pruned: list) -> dict:
+    """The runners listed before and after, one line each."""
+    removed = {r["id"] for r in pruned}
+    listed = sorted(runners, key=lambda r: r["id"])
+    before = [f"{r['id']} {r['name']} {r['status']}" for r in listed]
+    after = [f"{r['id']} {r['name']} {r['status']}" for r in listed if r["id"] not in removed]
+    return {"before": {"runners": before}, "after": {"runners": after}}
 
 
 if __name__ == "__main__":

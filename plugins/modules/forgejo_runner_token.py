@@ -123,10 +123,7 @@ server_version:
   type: str
 """
 
-from ansible_collections.foundation.runners.plugins.module_utils._forgejo import (
-    forgejo_module,
-    run,
-)
+from ansible_collections.foundation.runners.plugins.module_utils._forgejo_module import forgejo_module, run
 
 
 def main() -> None:

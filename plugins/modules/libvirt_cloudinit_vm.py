@@ -58,6 +58,7 @@ author:
   - Foundation Runners maintainers (@foundation-runners)
 extends_documentation_fragment:
   - foundation.runners.libvirt
+  - foundation.runners.cloudinit_seed
   - ansible.builtin.action_common_attributes
   - foundation.runners.attributes
 attributes:
@@ -197,61 +198,6 @@ options:
     description:
       - Start the domain when the libvirt host boots. When creating and not given, V(false).
     type: bool
-  seed:
-    description:
-      - When not given, a new domain gets a seed built from the seed options, and the seed of an existing
-        domain is left as it is (neither compared, rebuilt nor re-created).
-      - V(present) keeps a NoCloud seed attached as a cdrom; its content is rebuilt from the options and
-        rewritten when it differs, and re-created when it was removed.
-      - V(absent) detaches the seed cdrom (live and in the persistent configuration) and deletes the seed
-        volume, so provisioning secrets do not stay on the host. The seed options must not be given then.
-      - Because the instance-id is stable, cloud-init does not run first-boot modules again in either case.
-    type: str
-    choices: [present, absent]
-  user_data:
-    description:
-      - cloud-init user-data as a dictionary; rendered as YAML after a C(#cloud-config) header.
-      - It only goes into the seed ISO, never into the domain XML or the module's return values.
-      - The option is C(no_log), so Ansible masks every string found in it wherever it appears in the output
-        (a user name such as C(lab) also masks a pool called C(lab)).
-    type: dict
-  meta_data:
-    description:
-      - Extra cloud-init meta-data. C(instance-id) and C(local-hostname) default to O(instance_id) and O(name).
-    type: dict
-  network_config:
-    description:
-      - cloud-init network-config (version 1 or 2) as a dictionary. Mutually exclusive with O(ip_address).
-      - When neither is given, the seed has no network-config and the image's default (DHCP) applies.
-    type: dict
-  ip_address:
-    description:
-      - Static address in CIDR notation (V(198.51.100.20/24)). Generates a network-config v2 whose ethernet
-        entry matches the NIC by its MAC address, so the guest's interface name does not matter.
-    type: str
-  gateway:
-    description: Default gateway for O(ip_address).
-    type: str
-  nameservers:
-    description: DNS servers for O(ip_address).
-    type: list
-    elements: str
-  keep_instance:
-    description:
-      - "Put a vendor-data script into the seed that writes C(manual_cache_clean: true) to
-        C(/etc/cloud/cloud.cfg.d/90-foundation-runners-keep-instance.cfg) on first boot."
-      - Without it, a guest whose seed was removed (O(seed=absent)) finds no datasource at its next boot,
-        cloud-init falls back to C(DataSourceNone), takes it for a new instance and replaces a static
-        network config by DHCP. Measured with the lab image; images whose ds-identify disables cloud-init
-        when no datasource is found are not affected.
-      - Set V(false) to leave vendor-data out (for example when the image's cloud-init disables vendor-data).
-    type: bool
-    default: true
-  instance_id:
-    description:
-      - cloud-init instance-id. Defaults to C(iid-<name>), stable across runs so re-runs never trigger
-        a new first boot.
-    type: str
   shutdown_timeout:
     description: Seconds to wait for an ACPI shutdown before giving up (or powering off with O(force)).
     type: int
@@ -454,125 +400,31 @@ rolled_back:
 """
 
 import traceback
-from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.urls import fetch_url
 
-from ansible_collections.foundation.runners.plugins.module_utils import _cloudinit_seed as seedlib
-from ansible_collections.foundation.runners.plugins.module_utils import _libvirt as lv
-from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_nwfilter as nwf
-from ansible_collections.foundation.runners.plugins.module_utils._libvirt import LibvirtVmError
-from ansible_collections.foundation.runners.plugins.module_utils._libvirt_vm import VmManager, VmOptions
+from ansible_collections.foundation.runners.plugins.module_utils import _cloudinit_seed as cloudinit_seed
+from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_api as libvirt_api
+from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_vm_options as libvirt_vm_options
+from ansible_collections.foundation.runners.plugins.module_utils._libvirt_api import LibvirtVmError
+from ansible_collections.foundation.runners.plugins.module_utils._libvirt_vm import VmManager
 
-libvirt = lv.libvirt
-
-SEED_OPTIONS = ("user_data", "meta_data", "network_config", "ip_address", "gateway", "nameservers", "instance_id")
-MIN_MEMORY_MIB = 64
-
-
-def validate_options(p: dict[str, Any]) -> VmOptions:
-    """Check the options that the argument spec cannot, and parse sizes, MAC and checksum."""
-    name = p["name"]
-    lv.validate_name(name)
-    if p["vcpus"] is not None and p["vcpus"] < 1:
-        raise LibvirtVmError(f"vcpus={p['vcpus']} is invalid: a domain needs at least 1 vCPU")
-    opts = VmOptions()
-    if p["memory"] is not None:
-        size = lv.parse_size(p["memory"], "MiB", "memory")
-        if size % (1024 * 1024):
-            raise LibvirtVmError(f"memory {p['memory']!r} is not a whole number of MiB")
-        opts.memory_mib = size // (1024 * 1024)
-        if opts.memory_mib < MIN_MEMORY_MIB:
-            raise LibvirtVmError(f"memory {p['memory']!r} is too small: at least {MIN_MEMORY_MIB} MiB")
-    opts.disk_size = lv.parse_size(p["disk_size"], "GiB", "disk_size") if p["disk_size"] is not None else None
-    opts.mac = lv.normalize_mac(p["mac"]) if p["mac"] else None
-    opts.checksum = lv.parse_checksum(p["base_checksum"]) if p["base_checksum"] else None
-    image = p["base_image"]
-    opts.image_is_url = bool(image) and "://" in image
-    if opts.image_is_url:
-        if not image.lower().startswith("https://"):
-            raise LibvirtVmError(f"base_image {image!r}: only local paths and https:// URLs are supported")
-        if not opts.checksum:
-            raise LibvirtVmError(f"base_image {image} is a URL, so base_checksum (sha256:...) is required")
-    if p["base_volume"] is not None and not lv.NAME_RE.match(p["base_volume"]):
-        raise LibvirtVmError(f"base_volume {p['base_volume']!r} is not a valid volume name")
-    if p["seed"] == "absent":
-        given = [o for o in SEED_OPTIONS if p[o] is not None]
-        if given:
-            raise LibvirtVmError(f"seed=absent removes the seed, so {', '.join(given)} must not be given")
-    if p["network_config"] is not None and p["ip_address"] is not None:
-        raise LibvirtVmError("network_config and ip_address are mutually exclusive")
-    for opt in ("gateway", "nameservers"):
-        if p[opt] is not None and p["ip_address"] is None:
-            raise LibvirtVmError(f"{opt} needs ip_address")
-    if p["shutdown_timeout"] < 0:
-        raise LibvirtVmError("shutdown_timeout must not be negative")
-    if p["instance_id"] is not None and not p["instance_id"].strip():
-        raise LibvirtVmError("instance_id must not be empty")
-    if p["ip_address"] is not None:
-        # validate early so nothing is created for a bad address
-        try:
-            seedlib.static_network_config(
-                opts.mac or seedlib.derive_mac(name), p["ip_address"], p["gateway"], p["nameservers"]
-            )
-        except seedlib.SeedError as exc:
-            raise LibvirtVmError(str(exc)) from exc
-    try:
-        opts.nwfilter = nwf.canonical(p["nwfilter"], p["ip_address"])
-    except nwf.NwfilterError as exc:
-        raise LibvirtVmError(str(exc)) from exc
-    return opts
+libvirt = libvirt_api.libvirt
 
 
 def main() -> None:
-    argument_spec = lv.libvirt_argument_spec()
-    argument_spec.update(
-        name={"type": "str", "required": True},
-        state={"type": "str", "default": "present", "choices": ["present", "running", "stopped", "absent"]},
-        pool={"type": "str", "default": "default"},
-        base_image={"type": "str"},
-        base_checksum={"type": "str"},
-        base_volume={"type": "str"},
-        validate_certs={"type": "bool", "default": True},
-        ca_path={"type": "path"},
-        download_timeout={"type": "int", "default": 60},
-        disk_size={"type": "raw"},
-        vcpus={"type": "int"},
-        memory={"type": "raw"},
-        bridge={"type": "str"},
-        network={"type": "str"},
-        mac={"type": "str"},
-        domain_type={"type": "str", "choices": ["kvm", "qemu"]},
-        guest_agent={"type": "bool"},
-        autostart={"type": "bool"},
-        seed={"type": "str", "choices": ["present", "absent"]},
-        user_data={"type": "dict", "no_log": True},
-        meta_data={"type": "dict"},
-        network_config={"type": "dict"},
-        ip_address={"type": "str"},
-        gateway={"type": "str"},
-        nameservers={"type": "list", "elements": "str"},
-        instance_id={"type": "str"},
-        shutdown_timeout={"type": "int", "default": 120},
-        force={"type": "bool", "default": False},
-        restart_on_change={"type": "bool", "default": False},
-        keep_instance={"type": "bool", "default": True},
-        adopt={"type": "bool", "default": False},
-        nwfilter={
-            "type": "dict",
-            "options": {"name": {"type": "str", "required": True}, "parameters": {"type": "dict", "default": {}}},
-        },
-    )
     module = AnsibleModule(
-        argument_spec=argument_spec,
+        argument_spec=libvirt_vm_options.argument_spec(),
         supports_check_mode=True,
-        mutually_exclusive=[("bridge", "network"), ("network_config", "ip_address")],
+        mutually_exclusive=libvirt_vm_options.MUTUALLY_EXCLUSIVE,
     )
-    if lv.LIBVIRT_IMPORT_ERROR is not None:
-        module.fail_json(msg=missing_required_lib("libvirt-python"), exception=_format(lv.LIBVIRT_IMPORT_ERROR))
-    if seedlib.PYCDLIB_IMPORT_ERROR is not None:
-        module.fail_json(msg=missing_required_lib("pycdlib"), exception=_format(seedlib.PYCDLIB_IMPORT_ERROR))
+    if libvirt_api.LIBVIRT_IMPORT_ERROR is not None:
+        module.fail_json(
+            msg=missing_required_lib("libvirt-python"), exception=_format(libvirt_api.LIBVIRT_IMPORT_ERROR)
+        )
+    if cloudinit_seed.PYCDLIB_IMPORT_ERROR is not None:
+        module.fail_json(msg=missing_required_lib("pycdlib"), exception=_format(cloudinit_seed.PYCDLIB_IMPORT_ERROR))
     p = module.params
     manager = VmManager(
         p,
@@ -582,7 +434,7 @@ def main() -> None:
         warn=module.warn,
     )
     try:
-        result = manager.run(validate_options(p))
+        result = manager.run(libvirt_vm_options.validate_options(p))
     except LibvirtVmError as exc:
         done, failed = manager.rollback.run()
         msg = str(exc)
@@ -594,7 +446,7 @@ def main() -> None:
     except libvirt.libvirtError as exc:
         done, failed = manager.rollback.run()
         module.fail_json(
-            msg=f"libvirt call failed while managing domain {manager.name!r}: {lv.err(exc)}",
+            msg=f"libvirt call failed while managing domain {manager.name!r}: {libvirt_api.err(exc)}",
             exception=traceback.format_exc(),
             name=manager.name,
             rolled_back=done,

@@ -9,7 +9,7 @@ import threading
 import pytest
 from fake_forgejo import ADMIN_TOKEN, FakeForgejo
 
-from ansible_collections.foundation.runners.plugins.module_utils._forgejo import ForgejoClient, Scope
+from ansible_collections.foundation.runners.plugins.module_utils._forgejo_client import ForgejoClient, Scope
 from ansible_collections.foundation.runners.plugins.module_utils._forgejo_http import ConnectionPool, proxy_for
 
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"

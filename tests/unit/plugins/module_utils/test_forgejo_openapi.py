@@ -10,7 +10,11 @@ from urllib.parse import unquote
 
 import pytest
 
-from ansible_collections.foundation.runners.plugins.module_utils._forgejo import Scope, ServerVersion, normalise_runner
+from ansible_collections.foundation.runners.plugins.module_utils._forgejo_client import (
+    Scope,
+    ServerVersion,
+    normalise_runner,
+)
 
 SPECS = Path(os.environ.get("FORGEJO_API_SPECS", Path(__file__).resolve().parents[5] / "shared" / "forgejo-api"))
 SCOPES = [Scope("instance"), Scope("org", org="{org}"), Scope("user"), Scope("repo", repo="{owner}/{repo}")]

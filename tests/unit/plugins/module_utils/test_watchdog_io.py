@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+import yaml
 from fake_forgejo import READ_ADMIN_TOKEN
 
-from ansible_collections.foundation.runners.plugins.module_utils._watchdog_main import main
+from ansible_collections.foundation.runners.plugins.module_utils._watchdog_io import main
+
+ROOT = Path(__file__).resolve().parents[4]
 
 
 class Systemctl:
@@ -105,3 +111,27 @@ def test_bad_configuration_names_the_file(tmp_path, capsys):
     path.write_text(json.dumps({"api_url": "http://forge"}))
     assert main(["--config", str(path)]) == 2
     assert f"{path}: missing token_file, unit, state_file, primary_uuid or primary_id" in capsys.readouterr().err
+
+
+def test_the_installed_program_runs_without_ansible(tmp_path):
+    """The role installs the listed module_utils beside its entry point; the host's Python has no Ansible."""
+    role = ROOT / "roles" / "runner_watchdog"
+    role_vars = yaml.safe_load((role / "vars" / "main.yml").read_text())
+    lib = tmp_path / "lib"
+    utils = lib / "ansible_collections" / "foundation" / "runners" / "plugins" / "module_utils"
+    utils.mkdir(parents=True)
+    for source in role_vars["__runner_watchdog_sources"]:
+        shutil.copy(ROOT / "plugins" / "module_utils" / source, utils / source)
+    template = (role / "templates" / "watchdog.j2").read_text()
+    program = tmp_path / "watchdog"
+    program.write_text(
+        template.replace("{{ __runner_watchdog_shebang }}", "")
+        .replace("{{ ansible_managed | comment }}", "")
+        .replace("{{ __runner_watchdog_lib }}", str(lib))
+    )
+    python = shutil.which("python3", path="/usr/bin") or sys.executable
+    no_ansible = subprocess.run([python, "-I", "-c", "import ansible"], capture_output=True, check=False)
+    assert no_ansible.returncode != 0, f"{python} has Ansible; the test needs a Python without it"
+    proc = subprocess.run([python, "-I", str(program), "--help"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage" in proc.stdout

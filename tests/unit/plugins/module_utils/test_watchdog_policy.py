@@ -7,7 +7,12 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from ansible_collections.foundation.runners.plugins.module_utils._forgejo import ForgejoError, ServerVersion
+from ansible_collections.foundation.runners.plugins.module_utils._forgejo_client import ForgejoError, ServerVersion
+from ansible_collections.foundation.runners.plugins.module_utils._watchdog_forge_signal import (
+    JOBS_PATH_V11,
+    JOBS_PATH_V15,
+    observe,
+)
 from ansible_collections.foundation.runners.plugins.module_utils._watchdog_policy import (
     FORGE_ERROR,
     PRIMARY_OFFLINE,
@@ -17,11 +22,6 @@ from ansible_collections.foundation.runners.plugins.module_utils._watchdog_polic
     State,
     decide,
     status_text,
-)
-from ansible_collections.foundation.runners.plugins.module_utils._watchdog_signal import (
-    JOBS_PATH_V11,
-    JOBS_PATH_V15,
-    observe,
 )
 
 OFFLINE_AFTER = 60  # the forge's offline threshold

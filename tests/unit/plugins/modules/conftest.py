@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 import libvirt
 import pytest
 
-from ansible_collections.foundation.runners.plugins.module_utils import _libvirt as lv
+from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_api as libvirt_api
+from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_volumes as libvirt_volumes
 
 URI = "test:///default"
 POOL = "default-pool"
@@ -51,9 +52,9 @@ def lab(monkeypatch, tmp_path):
     def fake_download(_conn, vol, length):
         return state.store.get(vol.key(), b"\0" * length)[:length]
 
-    monkeypatch.setattr(lv, "upload_volume", fake_upload)
-    monkeypatch.setattr(lv, "download_volume", fake_download)
-    monkeypatch.delenv(lv.FAULT_ENV, raising=False)
+    monkeypatch.setattr(libvirt_volumes, "upload_volume", fake_upload)
+    monkeypatch.setattr(libvirt_volumes, "download_volume", fake_download)
+    monkeypatch.delenv(libvirt_api.FAULT_ENV, raising=False)
     yield state
     for dom in conn.listAllDomains(0):
         if dom.name() != "test":

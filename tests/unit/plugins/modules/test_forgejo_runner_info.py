@@ -45,7 +45,7 @@ def test_filters_four_ways(fleet, run_module, filters, expected):
 
 
 def test_gitea_shapes_are_normalised(fleet, run_module):
-    from ansible_collections.foundation.runners.plugins.module_utils._forgejo import normalise_runner
+    from ansible_collections.foundation.runners.plugins.module_utils._forgejo_client import normalise_runner
 
     gitea = {
         "id": 3,

@@ -11,7 +11,10 @@ from dataclasses import dataclass
 import libvirt
 import pytest
 
-from ansible_collections.foundation.runners.plugins.module_utils import _libvirt as lv
+from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_api as libvirt_api
+from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_domain_xml as libvirt_domain_xml
+from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_vm_options as libvirt_vm_options
+from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_volumes as libvirt_volumes
 from ansible_collections.foundation.runners.plugins.modules import libvirt_cloudinit_vm
 from ansible_collections.foundation.runners.plugins.modules.libvirt_cloudinit_vm import main
 
@@ -62,7 +65,7 @@ def test_create_running_four_ways(lab, run_module):
     assert base.startswith("base-sha256-")
     assert lab.volumes() == {base, "vm1.qcow2", "vm1-seed.iso"}
     assert lab.uploads == [base, "vm1-seed.iso"]
-    assert res["mac"] == lv.normalize_mac(res["mac"]) and res["mac"].startswith("52:54:00:")
+    assert res["mac"] == libvirt_vm_options.normalize_mac(res["mac"]) and res["mac"].startswith("52:54:00:")
     assert res["instance_id"] == "iid-vm1"
     xml = lab.xml("vm1")
     assert SECRET not in xml and SECRET not in str(res)
@@ -107,8 +110,8 @@ def test_memory_drift_four_ways_running(lab, run_module):
     assert '<memory unit="KiB">1048576</memory>' in check["diff"]["before"]
     assert '<memory unit="KiB">2097152</memory>' in check["diff"]["after"]
     assert check["diff"]["before_header"] == "domain vm1"
-    assert lv.domain_fields(lab.xml("vm1"))["memory_mib"] == 2048
-    assert lv.domain_fields(lab.xml("vm1", 0))["memory_mib"] == 1024  # the running domain is untouched
+    assert libvirt_domain_xml.domain_fields(lab.xml("vm1"))["memory_mib"] == 2048
+    assert libvirt_domain_xml.domain_fields(lab.xml("vm1", 0))["memory_mib"] == 1024  # the running domain is untouched
     for r in (applied, again, again_check):
         assert r["restart_required"] and r["pending"] == ["memory_mib"]
 
@@ -119,7 +122,7 @@ def test_restart_on_change_applies_now(lab, run_module):
     check, applied, _unused1, _unused2 = four_ways(run_module, args)
     assert check["restart_required"] is False and "restart domain vm1 to apply vcpus" in check["actions"]
     assert applied["restart_required"] is False and applied["pending"] == []
-    assert lv.domain_fields(lab.xml("vm1", 0))["vcpus"] == 3
+    assert libvirt_domain_xml.domain_fields(lab.xml("vm1", 0))["vcpus"] == 3
     assert lab.state("vm1") == libvirt.VIR_DOMAIN_RUNNING
 
 
@@ -128,7 +131,7 @@ def test_network_and_mac_drift(lab, run_module):
     four_ways(
         run_module, vm_args(lab, bridge=None, network="default", mac="52:54:00:12:34:56", ip_address=None, gateway=None)
     )
-    fields = lv.domain_fields(lab.xml("vm1"))
+    fields = libvirt_domain_xml.domain_fields(lab.xml("vm1"))
     assert (fields["interface_type"], fields["interface_source"], fields["mac"]) == (
         "network",
         "default",
@@ -140,7 +143,7 @@ def test_omitted_options_are_kept(lab, run_module):
     run_module(main, vm_args(lab, vcpus=3, domain_type="qemu"))
     res = run_module(main, {"name": "vm1", "uri": URI, "state": "present", "seed": "absent"})
     assert res["changed"]  # only the seed removal
-    assert lv.domain_fields(lab.xml("vm1"))["vcpus"] == 3
+    assert libvirt_domain_xml.domain_fields(lab.xml("vm1"))["vcpus"] == 3
     assert ET.fromstring(lab.xml("vm1")).get("type") == "qemu"
 
 
@@ -170,15 +173,15 @@ def test_seed_absent_four_ways_stopped(lab, run_module):
     check, applied, _unused1, _unused2 = four_ways(run_module, args)
     assert "delete seed volume vm1-seed.iso" in check["actions"]
     assert "vm1-seed.iso" in check["diff"]["before"] and "vm1-seed.iso" not in check["diff"]["after"]
-    assert "vm1-seed.iso" not in lab.volumes() and lv.find_cdrom(lab.xml("vm1"), "vm1-seed.iso") is None
-    assert lv.read_metadata(lab.conn.lookupByName("vm1"))["seed-volume"] == ""
+    assert "vm1-seed.iso" not in lab.volumes() and libvirt_domain_xml.find_cdrom(lab.xml("vm1"), "vm1-seed.iso") is None
+    assert libvirt_api.read_metadata(lab.conn.lookupByName("vm1"))["seed-volume"] == ""
     assert applied["volumes"]["seed"] is None
     # seed omitted: a removed seed stays removed
     four_ways(run_module, vm_args(lab, state="stopped"), first_changed=False)
     assert "vm1-seed.iso" not in lab.volumes()
     # seed=present: the seed is rebuilt and attached again
     four_ways(run_module, vm_args(lab, state="stopped", seed="present"))
-    assert "vm1-seed.iso" in lab.volumes() and lv.find_cdrom(lab.xml("vm1"), "vm1-seed.iso")
+    assert "vm1-seed.iso" in lab.volumes() and libvirt_domain_xml.find_cdrom(lab.xml("vm1"), "vm1-seed.iso")
 
 
 def test_seed_content_change_rewrites_seed(lab, run_module):
@@ -199,7 +202,7 @@ def test_seed_absent_running_updates_live_metadata(lab, run_module, monkeypatch)
     assert res["changed"] and "vm1-seed.iso" not in lab.volumes()
     assert detached == [libvirt.VIR_DOMAIN_AFFECT_LIVE]
     live = lab.conn.lookupByName("vm1").metadata(
-        libvirt.VIR_DOMAIN_METADATA_ELEMENT, lv.METADATA_NS, libvirt.VIR_DOMAIN_AFFECT_LIVE
+        libvirt.VIR_DOMAIN_METADATA_ELEMENT, libvirt_domain_xml.METADATA_NS, libvirt.VIR_DOMAIN_AFFECT_LIVE
     )
     assert "vm1-seed.iso" not in live
 
@@ -249,9 +252,9 @@ def test_adopting_a_domain_whose_disk_is_in_no_pool_is_refused_with_the_fix(lab,
     assert lab.xml("test") == before and lab.volumes() == set()
 
 
-@pytest.mark.parametrize("point", lv.FAULT_POINTS)
+@pytest.mark.parametrize("point", libvirt_api.FAULT_POINTS)
 def test_fault_injection_rolls_back(lab, run_module, monkeypatch, point):
-    monkeypatch.setenv(lv.FAULT_ENV, point)
+    monkeypatch.setenv(libvirt_api.FAULT_ENV, point)
     res = run_module(main, vm_args(lab, state="running"))
     assert res["failed"] and f"injected fault at {point}" in res["msg"]
     assert res["rolled_back"] and not res["rollback_failed"]
@@ -260,7 +263,7 @@ def test_fault_injection_rolls_back(lab, run_module, monkeypatch, point):
 
 def test_fault_after_existing_base_keeps_base(lab, run_module, monkeypatch):
     first = run_module(main, vm_args(lab, name="vm0", ip_address=None, gateway=None))
-    monkeypatch.setenv(lv.FAULT_ENV, "after_seed_upload")
+    monkeypatch.setenv(libvirt_api.FAULT_ENV, "after_seed_upload")
     res = run_module(main, vm_args(lab))
     assert res["failed"]
     assert res["rolled_back"] == [
@@ -325,7 +328,7 @@ def test_bad_input_leaves_nothing(lab, run_module, tmp_path, case):
     if override.get("base_image") == "CORRUPT":
         override["base_image"] = corrupt_image(lab, tmp_path)
     if leftover:
-        lab.conn.storagePoolLookupByName(POOL).createXML(lv.volume_xml(leftover, 1024, "qcow2"), 0)
+        lab.conn.storagePoolLookupByName(POOL).createXML(libvirt_volumes.volume_xml(leftover, 1024, "qcow2"), 0)
     args = vm_args(lab, state="running")
     args.update(override)
     args = {k: v for k, v in args.items() if v is not None}

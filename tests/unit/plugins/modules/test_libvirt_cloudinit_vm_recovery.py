@@ -12,7 +12,9 @@ import libvirt
 import pytest
 from test_libvirt_cloudinit_vm import POOL, vm_args
 
-from ansible_collections.foundation.runners.plugins.module_utils import _libvirt as lv
+from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_api as libvirt_api
+from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_domain_xml as libvirt_domain_xml
+from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_volumes as libvirt_volumes
 from ansible_collections.foundation.runners.plugins.modules.libvirt_cloudinit_vm import main
 
 
@@ -23,31 +25,31 @@ def crashlab(lab, monkeypatch):
     def sha256_volume(_conn, vol):
         return hashlib.sha256(lab.store.get(vol.key(), b"")).hexdigest()
 
-    monkeypatch.setattr(lv, "sha256_volume", sha256_volume)
+    monkeypatch.setattr(libvirt_volumes, "sha256_volume", sha256_volume)
     return lab
 
 
 def interrupt(run_module, monkeypatch, args, point):
     """Run until ``point`` and die there: no rollback undoes anything."""
-    monkeypatch.setenv(lv.FAULT_ENV, point)
+    monkeypatch.setenv(libvirt_api.FAULT_ENV, point)
     with monkeypatch.context() as m:
-        m.setattr(lv.Rollback, "run", lambda self: ([], []))
+        m.setattr(libvirt_api.Rollback, "run", lambda self: ([], []))
         res = run_module(main, args)
-    monkeypatch.delenv(lv.FAULT_ENV)
+    monkeypatch.delenv(libvirt_api.FAULT_ENV)
     assert res["failed"] and f"injected fault at {point}" in res["msg"]
     return res
 
 
 def meta(vmlab, name="vm1"):
-    return lv.read_metadata(vmlab.conn.lookupByName(name))
+    return libvirt_api.read_metadata(vmlab.conn.lookupByName(name))
 
 
-@pytest.mark.parametrize("point", lv.FAULT_POINTS)
+@pytest.mark.parametrize("point", libvirt_api.FAULT_POINTS)
 def test_next_running_run_completes(crashlab, run_module, monkeypatch, point):
     args = vm_args(crashlab, state="running")
     interrupt(run_module, monkeypatch, args, point)
     assert crashlab.domains() == {"vm1"}
-    assert meta(crashlab).get("phase") == lv.PHASE_CREATING
+    assert meta(crashlab).get("phase") == libvirt_domain_xml.PHASE_CREATING
 
     check = run_module(main, args, check_mode=True)
     assert check["changed"] and not check.get("failed"), check.get("msg")
@@ -61,7 +63,7 @@ def test_next_running_run_completes(crashlab, run_module, monkeypatch, point):
         assert not again["changed"], again["actions"]
 
 
-@pytest.mark.parametrize("point", lv.FAULT_POINTS)
+@pytest.mark.parametrize("point", libvirt_api.FAULT_POINTS)
 def test_next_absent_run_removes_everything(crashlab, run_module, monkeypatch, point):
     interrupt(run_module, monkeypatch, vm_args(crashlab, state="running"), point)
     absent = vm_args(crashlab, state="absent")
@@ -140,8 +142,8 @@ def test_own_leftovers_without_domain_go_with_absent(crashlab, run_module):
 @pytest.mark.parametrize(
     ("volume", "xml", "says"),
     [
-        ("vm1.qcow2", lv.volume_xml("vm1.qcow2", 1024**2, "qcow2"), "backing store none"),
-        ("vm1-seed.iso", lv.volume_xml("vm1-seed.iso", 4096, "raw"), "volume label none"),
+        ("vm1.qcow2", libvirt_volumes.volume_xml("vm1.qcow2", 1024**2, "qcow2"), "backing store none"),
+        ("vm1-seed.iso", libvirt_volumes.volume_xml("vm1-seed.iso", 4096, "raw"), "volume label none"),
     ],
 )
 def test_foreign_volume_is_refused_and_kept(crashlab, run_module, volume, xml, says):
