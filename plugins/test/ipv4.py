@@ -1,0 +1,71 @@
+# Copyright: foundation.runners contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+import ipaddress
+
+DOCUMENTATION = r"""
+name: ipv4_cidr
+short_description: Whether a value is an IPv4 address with its prefix, such as 192.168.1.16/24
+version_added: 0.3.0
+description:
+  - True for a string of an IPv4 address, a slash and a prefix length from 0 to 32. Host bits may be set, so
+    both a guest's address (C(192.168.1.16/24)) and a subnet (C(192.168.1.0/24)) pass.
+  - The other test of this file, C(foundation.runners.in_ipv4_subnet), is True when an address (with or without
+    its prefix) lies in a subnet; with a prefix, the prefix must also be the subnet's.
+options:
+  _input:
+    description: The value to test.
+    type: raw
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Check a runner VM's address against its bridge's subnet
+  ansible.builtin.assert:
+    that:
+      - "'192.168.1.16/24' is foundation.runners.ipv4_cidr"
+      - "'192.168.1.16/24' is foundation.runners.in_ipv4_subnet('192.168.1.0/24')"
+      - "'192.168.1.1' is foundation.runners.in_ipv4_subnet('192.168.1.0/24')"
+"""
+
+RETURN = r"""
+_value:
+  description: Whether the value passes.
+  type: bool
+"""
+
+
+def _interface(value: object) -> ipaddress.IPv4Interface | None:
+    if not isinstance(value, str) or "/" not in value:
+        return None
+    address, _sep, prefix = value.partition("/")
+    if not prefix.isdigit():
+        return None
+    try:
+        return ipaddress.IPv4Interface(f"{address}/{int(prefix)}")
+    except ValueError:
+        return None
+
+
+def ipv4_cidr(value: object) -> bool:
+    return _interface(value) is not None
+
+
+def in_ipv4_subnet(value: object, subnet: object) -> bool:
+    network = _interface(subnet)
+    if network is None or not isinstance(value, str):
+        return False
+    if "/" in value:
+        interface = _interface(value)
+        return interface is not None and interface.network == network.network
+    try:
+        return ipaddress.IPv4Address(value) in network.network
+    except ValueError:
+        return False
+
+
+class TestModule:
+    def tests(self) -> dict[str, object]:
+        return {"ipv4_cidr": ipv4_cidr, "in_ipv4_subnet": in_ipv4_subnet}

@@ -1,0 +1,37 @@
+"""The collection's IPv4 tests, as the fenced_runner preflight uses them."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.foundation.runners.plugins.test.ipv4 import in_ipv4_subnet, ipv4_cidr
+
+
+@pytest.mark.parametrize("value", ["192.168.1.16/24", "192.168.1.0/24", "10.0.0.1/32", "0.0.0.0/0"])
+def test_ipv4_cidr_accepts(value):
+    assert ipv4_cidr(value)
+
+
+@pytest.mark.parametrize(
+    "value", ["192.168.1.16", "192.168.1.300/24", "192.168.1.16/33", "192.168.1.16/", "fd00::1/64", "", None, 24]
+)
+def test_ipv4_cidr_refuses(value):
+    assert not ipv4_cidr(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "subnet", "inside"),
+    [
+        ("192.168.1.16/24", "192.168.1.0/24", True),
+        ("192.168.1.16/16", "192.168.1.0/24", False),  # another prefix: another subnet
+        ("10.0.0.16/24", "192.168.1.0/24", False),
+        ("192.168.1.1", "192.168.1.0/24", True),  # a bare address, such as a gateway
+        ("192.168.2.1", "192.168.1.0/24", False),
+        ("192.168.1.255", "192.168.1.0/24", True),
+        ("192.168.1.16/24", "", False),  # no subnet known
+        ("not-an-address", "192.168.1.0/24", False),
+        ("192.168.1.16/24", "192.168.1.7/24", True),  # a subnet given with host bits
+    ],
+)
+def test_in_ipv4_subnet(value, subnet, inside):
+    assert in_ipv4_subnet(value, subnet) is inside
