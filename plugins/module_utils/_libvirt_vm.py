@@ -135,8 +135,8 @@ class VmManager:
 
     # ------------------------------------------------------------------ main
 
-    def run(self, options: VmOptions) -> dict[str, Any]:
-        """Reconcile the domain; returns the module's result without ``diff`` (see ``self.diffs``)."""
+    def connect(self, options: VmOptions) -> None:
+        """Take the parsed options and connect to libvirt."""
         self.memory_mib = options.memory_mib
         self.disk_size = options.disk_size
         self.mac = options.mac
@@ -144,6 +144,10 @@ class VmManager:
         self.image_is_url = options.image_is_url
         self.nwfilter = options.nwfilter
         self.conn = libvirt_api.connect(self.p["uri"])
+
+    def run(self, options: VmOptions) -> dict[str, Any]:
+        """Reconcile the domain; returns the module's result without ``diff`` (see ``self.diffs``)."""
+        self.connect(options)
         state = self.p["state"]
         dom = libvirt_api.lookup_domain(self.conn, self.name)
         meta = None
