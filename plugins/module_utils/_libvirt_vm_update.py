@@ -29,6 +29,7 @@ class UpdatePlan:
     meta: dict[str, str]
     want_meta: dict[str, str]
     old_xml: str
+    before_xml: str  # old_xml as apply_fields serialises it, for the comparison and the diff
     new_xml: str
     live_xml: str | None
     seed_name: str
@@ -44,7 +45,7 @@ class UpdatePlan:
 
     @property
     def redefine(self) -> bool:
-        return self.new_xml != libvirt_domain_xml.canonical_xml(self.old_xml)
+        return self.new_xml != self.before_xml
 
 
 def update(vm: VmManager, dom: Any, meta: dict[str, str], state: str) -> dict[str, Any]:
@@ -83,9 +84,8 @@ def plan_update(vm: VmManager, dom: Any, meta: dict[str, str], state: str) -> Up
             else (cur[f], want[f])
         )
         vm.act(f"set {f}: {shown[0]} -> {shown[1]}")
-    new_xml = (
-        libvirt_domain_xml.apply_fields(old_xml, spec, fields) if fields else libvirt_domain_xml.canonical_xml(old_xml)
-    )
+    before_xml = libvirt_domain_xml.canonical_xml(old_xml)
+    new_xml = libvirt_domain_xml.apply_fields(old_xml, spec, fields) if fields else before_xml
     plan = UpdatePlan(
         dom=dom,
         pool=pool,
@@ -93,6 +93,7 @@ def plan_update(vm: VmManager, dom: Any, meta: dict[str, str], state: str) -> Up
         meta=meta,
         want_meta=libvirt_domain_xml.spec_metadata(spec),
         old_xml=old_xml,
+        before_xml=before_xml,
         new_xml=new_xml,
         live_xml=dom.XMLDesc(0) if dom.isActive() else None,
         seed_name=seed_name,
@@ -173,11 +174,10 @@ def _plan_definition(vm: VmManager, plan: UpdatePlan) -> None:
         plan.new_xml = libvirt_domain_xml.set_metadata_in_xml(plan.new_xml, plan.want_meta)
     if not plan.redefine:
         return
-    before = libvirt_domain_xml.canonical_xml(plan.old_xml)
     vm.diffs.append(
         {
             "before_header": f"domain {vm.name}",
-            "before": before,
+            "before": plan.before_xml,
             "after_header": f"domain {vm.name}",
             "after": plan.new_xml,
         }
