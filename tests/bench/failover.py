@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 VENV_PY = REPO / ".venv" / "bin" / "python"
 if Path(sys.prefix).resolve() != (REPO / ".venv").resolve() and VENV_PY.exists():
     os.execv(str(VENV_PY), [str(VENV_PY), __file__, *sys.argv[1:]])
-sys.path[:0] = [str(REPO / "tests" / "integration"), str(REPO / "tests" / "integration" / "failover")]
+sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "integration" / "failover")]
 
 from failover_lab import PRIMARY, STANDBY, bring_up, started_at, tear_down  # noqa: E402 (after the path set-up)
 

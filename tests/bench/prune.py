@@ -29,10 +29,11 @@ REPO = Path(__file__).resolve().parents[2]
 VENV_PY = REPO / ".venv" / "bin" / "python"
 if Path(sys.prefix).resolve() != (REPO / ".venv").resolve() and VENV_PY.exists():
     os.execv(str(VENV_PY), [str(VENV_PY), __file__, *sys.argv[1:]])
-sys.path[:0] = [str(REPO / "tests" / "integration"), str(REPO / "tests" / "integration" / "forgejo")]
+sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "integration" / "forgejo")]
 
 from fleet import Fleet  # noqa: E402 (after the path set-up)
-from lab_support import LAB, Ansible, lab_env  # noqa: E402
+from lablib.ansible import Ansible  # noqa: E402
+from lablib.shell import LAB, lab_env  # noqa: E402
 
 ORG = "prunebench"
 DEFAULT_PARALLELISM = 4  # the module's default; the floor uses the same number of concurrent DELETEs

@@ -26,11 +26,11 @@ REPO = Path(__file__).resolve().parents[2]
 VENV_PY = REPO / ".venv" / "bin" / "python"
 if Path(sys.prefix).resolve() != (REPO / ".venv").resolve() and VENV_PY.exists():
     os.execv(str(VENV_PY), [str(VENV_PY), __file__, *sys.argv[1:]])
-sys.path[:0] = [str(REPO / "tests" / "integration")]
+sys.path[:0] = [str(REPO / "tests")]
 
-from lab_runner_process import LabRunnerProcess  # noqa: E402 (after the path set-up)
-from lab_support import LAB, lab_env  # noqa: E402
-from lab_workflows import LabForge  # noqa: E402
+from lablib.forge import LabForge  # noqa: E402
+from lablib.runner import LabRunnerProcess  # noqa: E402 (after the path set-up)
+from lablib.shell import LAB, lab_env  # noqa: E402
 
 JOB = """on: push
 jobs:
@@ -77,7 +77,7 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores); {args.rounds} rounds each, medians")
     with tempfile.TemporaryDirectory(prefix="runner-bench-") as tmp:
         runner = LabRunnerProcess(
-            env["LAB_RUNNER"], forge, Path(tmp), [f"{host}:host", f"{docker}:docker://lab/debian12:1"], "rnbench"
+            env["LAB_RUNNER"], forge, Path(tmp), [f"{host}:host", f"{docker}:docker://lab/debian12:1"], prefix="rnbench"
         )
         runner.configure(docker_host=docker_host)
         try:

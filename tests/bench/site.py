@@ -27,10 +27,10 @@ REPO = Path(__file__).resolve().parents[2]
 VENV_PY = REPO / ".venv" / "bin" / "python"
 if Path(sys.prefix).resolve() != (REPO / ".venv").resolve() and VENV_PY.exists():
     os.execv(str(VENV_PY), [str(VENV_PY), __file__, *sys.argv[1:]])
-sys.path[:0] = [str(REPO / "tests" / "integration"), str(REPO / "tests" / "integration" / "e2e")]
+sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "integration" / "e2e")]
 
-from lab_workflows import LabForge  # noqa: E402 (after the path set-up)
-from site_lab import Site, lab_from_nothing, virsh, vm  # noqa: E402
+from lablib.forge import LabForge  # noqa: E402 (after the path set-up)
+from site_lab import Site, kvm_virsh, lab_from_nothing, vm  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 JOB = """on: push
@@ -97,7 +97,7 @@ def main() -> None:
         repo.delete()
     print(f"fenced job push-to-start: median {statistics.median(latencies):.2f} s over {len(latencies)} rounds")
     kernel = vm("uname -r", env["LAB_VM_SSH_KEY"]).stdout.strip()
-    print(f"jobs ran on VM kernel {kernel}; domains running: {virsh('list', '--name').split()}")
+    print(f"jobs ran on VM kernel {kernel}; domains running: {kvm_virsh('list', '--name').split()}")
     print(f"load after: {load()}")
 
 

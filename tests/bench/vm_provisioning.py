@@ -39,6 +39,9 @@ if Path(sys.prefix).resolve() != (REPO / ".venv").resolve() and VENV_PY.exists()
 
 import libvirt  # noqa: E402 (after the switch to the venv's interpreter)
 
+sys.path[:0] = [str(REPO / "tests")]
+from lablib.shell import sh  # noqa: E402 (after the path set-up)
+
 LAB = REPO / "tests" / "lab" / "libvirt"
 BUILD_IMAGE = REPO / "tests" / "lab" / "build-guest-image"
 MODULE = "foundation.runners.libvirt_cloudinit_vm"
@@ -57,18 +60,11 @@ def log(msg: str) -> None:
     print(f"bench: {msg}", file=sys.stderr, flush=True)
 
 
-def sh(cmd: list[str], check: bool = True, timeout: float | None = None, **kw) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout, **kw)
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"{shlex.join(cmd)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}")
-    return proc
-
-
 class Lab:
     def __init__(self, tmp: Path) -> None:
-        sh([str(LAB), "up"])
+        sh(*[str(LAB), "up"])
         self.env: dict[str, str] = {}
-        for line in sh([str(LAB), "env"]).stdout.splitlines():
+        for line in sh(*[str(LAB), "env"]).stdout.splitlines():
             if line.startswith("export "):
                 key, _sep, value = line[len("export ") :].partition("=")
                 self.env[key] = value
@@ -76,17 +72,14 @@ class Lab:
         self.pool_name = self.env["LAB_POOL"]
         self.bridge = self.env["LAB_BRIDGE"]
         self.image = self.env["LAB_GUEST_IMAGE"]
-        self.image_20g = sh([str(BUILD_IMAGE), "--virtual-size", "20G"]).stdout.strip().splitlines()[-1]
+        self.image_20g = sh(*[str(BUILD_IMAGE), "--virtual-size", "20G"]).stdout.strip().splitlines()[-1]
         libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # errors surface as exceptions
         self.conn = libvirt.open(self.uri)
         self.pool = self.conn.storagePoolLookupByName(self.pool_name)
         self.tmp = tmp
         self.key = tmp / "id"
-        sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bench", "-f", str(self.key)])
+        sh(*["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bench", "-f", str(self.key)])
         self.pub = (tmp / "id.pub").read_text().strip()
-
-    def virsh(self, *args: str, check: bool = True) -> str:
-        return sh(["virsh", "-q", "-c", self.uri, *args], check=check).stdout
 
     def volumes(self) -> set[str]:
         self.pool.refresh(0)
@@ -166,7 +159,7 @@ def watch_boot(lab: Lab, name: str, ip: str, t0: float) -> dict[str, float]:
     out: dict[str, float] = {}
     deadline = t0 + BOOT_LIMIT
     while time.monotonic() < deadline:
-        if "ping" not in out and sh(["ping", "-c1", "-W1", ip], check=False).returncode == 0:
+        if "ping" not in out and sh(*["ping", "-c1", "-W1", ip], check=False).returncode == 0:
             out["ping"] = time.monotonic() - t0
         if "ping" in out and ssh(lab, ip, "true").returncode == 0:
             out["ssh"] = time.monotonic() - t0

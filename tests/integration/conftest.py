@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from lab_support import LAB, Ansible, lab_env
+from lablib.ansible import Ansible
+from lablib.shell import LAB, lab_env
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import os
 from types import SimpleNamespace
 
 import pytest
-from site_lab import OUTPUT, TIMINGS, Forge, Site, lab_from_nothing, lab_up
+from site_lab import OUTPUT, TIMINGS, Site, admin_forge, lab_from_nothing, lab_up
 
 
 @pytest.fixture(scope="session")
@@ -16,7 +16,7 @@ def lab():
     # From nothing, unless E2E_REUSE=1 (while developing): then the converged lab is kept.
     if os.environ.get("E2E_REUSE"):
         env = lab_up()
-        forge = Forge(env)
+        forge = admin_forge(env)
     else:
         env, forge = lab_from_nothing()
     site = Site(env)

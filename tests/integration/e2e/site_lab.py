@@ -10,11 +10,11 @@ import shlex
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from lab_support import LAB, ROOT, lab_env
-from lab_workflows import LabForge, Run
+from lablib.ansible import PlaybookRun
+from lablib.forge import LabForge, Run
+from lablib.shell import LAB, ROOT, lab_env, sh
 
 HOST = "crunchy"  # the lab namespace and container of crunchy01
 HOST_IP = "198.51.100.30"
@@ -40,7 +40,6 @@ jobs:
           if [ -e /.dockerenv ]; then echo "probe dockerenv=yes"; else echo "probe dockerenv=no"; fi
           sleep {sleep}
 """
-RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
 def probe(run: Run) -> dict[str, str]:
@@ -62,10 +61,6 @@ def register_elsewhere(env: dict[str, str], forge: LabForge, name: str) -> None:
         )  # fmt: skip
 
 
-def sh(*argv: str, check: bool = True, timeout: float | None = 600, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(list(argv), check=check, capture_output=True, text=True, timeout=timeout, **kw)
-
-
 def lab_up() -> dict[str, str]:
     """Starts the forge, the mirror, crunchy01's container and the Vault (waiting for its build on a fresh
     machine); returns the environment of site.yml."""
@@ -84,25 +79,6 @@ def site_env() -> dict[str, str]:
     for command in commands:
         env.update(lab_env([str(LAB / command[0]), *command[1:]]))
     return env
-
-
-@dataclass
-class PlaybookRun:
-    rc: int
-    output: str
-    seconds: float
-
-    def recap(self) -> dict[str, dict[str, int]]:
-        return {
-            m[1]: {"ok": int(m[2]), "changed": int(m[3]), "unreachable": int(m[4]), "failed": int(m[5])}
-            for m in RECAP.finditer(self.output)
-        }
-
-    def changed(self) -> dict[str, int]:
-        return {host: counts["changed"] for host, counts in self.recap().items()}
-
-    def tail(self, lines: int = 60) -> str:
-        return "\n".join(self.output.splitlines()[-lines:])
 
 
 class Site:
@@ -157,7 +133,8 @@ def host(*command: str, check: bool = True, stdin: str | None = None, name: str 
     return sh("nsenter", "-t", pid, "-m", "-u", "-i", "-n", "-p", "--", *command, check=check, input=stdin)
 
 
-def virsh(*args: str, check: bool = True) -> str:
+def kvm_virsh(*args: str, check: bool = True) -> str:
+    """virsh in crunchy01's container."""
     return host("virsh", "-q", "-c", "qemu:///system", *args, check=check).stdout
 
 
@@ -171,43 +148,16 @@ def vm(
     return sh(*ssh, f"ops@{ip}", "sudo sh -c " + shlex.quote(command), check=check, timeout=300, input=stdin)
 
 
-class Forge(LabForge):
-    """The lab forge's admin view of the runners (LabForge with the admin token)."""
-
-    def __init__(self, env: dict[str, str]):
-        super().__init__(env["FORGE_GITEA_URL"], env["FORGE_GITEA_TOKEN_WRITE_ADMIN"])
-
-    def runners(self) -> list[dict]:
-        """Every runner of the forge, page by page: other parts may register hundreds at once."""
-        found: list[dict] = []
-        for page in range(1, 1000):
-            body = self.call("GET", f"/admin/actions/runners?limit=50&page={page}").json()
-            batch = body["runners"] if isinstance(body, dict) else body
-            found += batch
-            if len(batch) < 50:
-                break
-        return found
-
-    def named(self, name: str) -> list[dict]:
-        return [r for r in self.runners() if r["name"] == name]
-
-    def wait_status(self, name: str, want: set[str], timeout: float) -> tuple[str, float]:
-        start = time.monotonic()
-        status = "absent"
-        while time.monotonic() - start < timeout:
-            found = self.named(name)
-            status = found[0]["status"] if found else "absent"
-            if status in want:
-                return status, time.monotonic() - start
-            time.sleep(2)
-        raise TimeoutError(f"runner {name} is still {status} after {timeout:.0f} s (wanted {sorted(want)})")
+def admin_forge(env: dict[str, str]) -> LabForge:
+    """The lab forge with its admin token: the runners' records."""
+    return LabForge(env["FORGE_GITEA_URL"], env["FORGE_GITEA_TOKEN_WRITE_ADMIN"])
 
 
-def lab_from_nothing() -> tuple[dict[str, str], Forge]:
+def lab_from_nothing() -> tuple[dict[str, str], LabForge]:
     """crunchy01's container made anew (no libvirt, no VM) and the forge without its runners' records."""
     sh(str(LAB / "kvm-host"), "down", HOST, check=False)
     env = lab_up()
-    forge = Forge(env)
+    forge = admin_forge(env)
     for runner in forge.runners():
         if runner["name"] in (VM, OLD_VM):
             forge.delete_runner(runner["id"])

@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-from fence_probe import assert_fenced, findings, probe_workflow
-from lab_support import LAB, ROOT, vault_secret
-from lab_workflows import LabForge, Run
+from lablib.fence_probe import assert_fenced, findings, probe_workflow
+from lablib.forge import LabForge, Run
+from lablib.shell import LAB, ROOT, sh, vault_secret
+from lablib.spoof_probe import try_spoofing
 from site_lab import (
     HOST,
     OLD_VM,
@@ -26,14 +27,12 @@ from site_lab import (
     VM_IP,
     Site,
     host,
+    kvm_virsh,
     probe,
     push_probe,
     register_elsewhere,
-    sh,
-    virsh,
     vm,
 )
-from spoof_probe import try_spoofing
 
 FORGE_IP = "198.51.100.10"
 GATEWAY_IP = "198.51.100.1"  # the controller: the lab LAN's way out, as the site's gateway is
@@ -112,8 +111,8 @@ def test_02c_the_vm_cannot_spoof_the_lan(lab):
             victims=victims,
         )
 
-    live = virsh("dumpxml", VM)
-    assert "<filterref filter='clean-traffic'>" in live and "<filterref filter='clean-traffic'>" in virsh(
+    live = kvm_virsh("dumpxml", VM)
+    assert "<filterref filter='clean-traffic'>" in live and "<filterref filter='clean-traffic'>" in kvm_virsh(
         "dumpxml", "--inactive", VM
     )
     filtered = spoof()
@@ -127,7 +126,7 @@ def test_02c_the_vm_cannot_spoof_the_lan(lab):
         unfiltered = spoof()
     finally:
         set_live_nic(iface)
-    assert "<filterref filter='clean-traffic'>" in virsh("dumpxml", VM)
+    assert "<filterref filter='clean-traffic'>" in kvm_virsh("dumpxml", VM)
     assert filtered.blocked, filtered
     assert unfiltered.worked, unfiltered
     print(f"VM spoofing with clean-traffic: {filtered}; with the filter lifted: {unfiltered}")
@@ -291,10 +290,10 @@ def test_06_no_secret_leaks(lab):
         "runner token": runner_file["token"],
     }
     secrets["registration token"] = forge.registration_token()
-    assert not [v for v in virsh("vol-list", "images").split() if "seed" in v or v.endswith(".iso")]
+    assert not [v for v in kvm_virsh("vol-list", "images").split() if "seed" in v or v.endswith(".iso")]
     places = {
         "playbook logs (-vvv first run)": "\n".join(p.read_text() for p in site.logs),
-        "virsh dumpxml": virsh("dumpxml", VM),
+        "virsh dumpxml": kvm_virsh("dumpxml", VM),
         "crunchy01 journal": host("journalctl", "--no-pager", "-o", "cat").stdout,
         "VM journal": vm("journalctl --no-pager -o cat", key).stdout,
     }
@@ -356,15 +355,15 @@ def test_08_cutover_from_runner_01(lab):
     )
     assert made.rc == 0, made.tail()
     register_elsewhere(env, forge, OLD_VM)
-    assert OLD_VM in virsh("list", "--all", "--name").split() and forge.named(OLD_VM)
+    assert OLD_VM in kvm_virsh("list", "--all", "--name").split() and forge.named(OLD_VM)
     run = site.playbook("site.yml", label="08-site-cutover", extra_env={"LAB_RETIRE": OLD_VM})
     TIMINGS["cutover"] = run.seconds
     assert run.rc == 0, run.tail()
     assert forge.named(OLD_VM) == []
     runners = [r for r in forge.runners() if r["name"] in (VM, OLD_VM)]
     assert [r["name"] for r in runners] == [VM] and runners[0]["status"] in ONLINE
-    assert OLD_VM not in virsh("list", "--all", "--name").split()
-    assert not [v for v in virsh("vol-list", "images").split() if v.startswith(OLD_VM)]
+    assert OLD_VM not in kvm_virsh("list", "--all", "--name").split()
+    assert not [v for v in kvm_virsh("vol-list", "images").split() if v.startswith(OLD_VM)]
     print(f"cutover {OLD_VM} -> {VM} in {run.seconds:.0f} s: one runner online, no {OLD_VM} domain or volume")
 
 
@@ -392,16 +391,16 @@ BAD_INPUTS = [
 @pytest.mark.parametrize(("case", "overrides", "expected"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
 def test_09_bad_input_changes_nothing(lab, case, overrides, expected):
     site, forge = lab.site, lab.forge
-    if case == "taken-vm-name" and "frlab-foreign" not in virsh("list", "--all", "--name").split():
+    if case == "taken-vm-name" and "frlab-foreign" not in kvm_virsh("list", "--all", "--name").split():
         xml = "<domain type='qemu'><name>frlab-foreign</name><memory unit='MiB'>64</memory>"
         xml += "<os><type>hvm</type></os></domain>"
         host("sh", "-c", f'echo "{xml}" > /tmp/foreign.xml && virsh -c qemu:///system define /tmp/foreign.xml')
-    domains = virsh("list", "--all", "--name")
+    domains = kvm_virsh("list", "--all", "--name")
     # Only the names this play could register or delete: other parts use the same forge meanwhile.
     names = {VM, OLD_VM, overrides.get("fenced_runner_name", VM)}
     runners = sorted(r["id"] for r in forge.runners() if r["name"] in names)
     run = site.playbook("fenced_vms.yml", "-e", json.dumps(overrides), label=f"09-bad-{case}")
     assert run.rc != 0, run.tail()
     assert expected in run.output, run.tail()
-    assert virsh("list", "--all", "--name") == domains
+    assert kvm_virsh("list", "--all", "--name") == domains
     assert sorted(r["id"] for r in forge.runners() if r["name"] in names) == runners

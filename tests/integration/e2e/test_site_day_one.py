@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client, config
-from lab_support import LAB, lab_env, vault_secret, wait_for
-from lab_workflows import LabForge
-from site_lab import ONLINE, TIMINGS, VM, Site, host, probe, push_probe, register_elsewhere, sh, virsh, vm
+from lablib.forge import LabForge
+from lablib.shell import LAB, lab_env, sh, vault_secret, wait_until
+from site_lab import ONLINE, TIMINGS, VM, Site, host, kvm_virsh, probe, push_probe, register_elsewhere, vm
 
 BRIX, BRIX_IP = "brix", "198.51.100.35"  # brix02's lab container
 STANDBY, STANDBY_IP = "runner-03", "198.51.100.36"  # its standby VM (failover.yml -l brix02)
@@ -140,10 +140,10 @@ def day_one(lab) -> Site:
     if not forge.named(STALE):
         register_elsewhere(env, forge, STALE)
     # E2E_REUSE: a run that stopped midway left runner-02 in the day-one state already.
-    if METADATA in virsh("dumpxml", "--inactive", VM):
+    if METADATA in kvm_virsh("dumpxml", "--inactive", VM):
         vm(DAY_ONE, env["LAB_VM_SSH_KEY"])
         host("sh", "-c", FOREIGN_VM)
-    wait_for(lambda: container_runner_runs(env["LAB_VM_SSH_KEY"]), 600, step=5)
+    wait_until(lambda: container_runner_runs(env["LAB_VM_SSH_KEY"]), 600, step=5)
     sh(str(LAB / "forge-profile"), "up")
     sh(str(LAB / "forge-profile"), "set", "14")
     extra = {"LAB_BRIX02_PID": sh(str(LAB / "kvm-host"), "pid", BRIX).stdout.strip()}
@@ -171,7 +171,7 @@ def test_11_day_one_on_the_production_replica(lab, replica):
     repo, later = workflows.create_repo("e2e-day-one"), workflows.create_repo("e2e-day-one-after")
     try:
         [stale] = forge.named(STALE)
-        assert METADATA not in virsh("dumpxml", "--inactive", VM)
+        assert METADATA not in kvm_virsh("dumpxml", "--inactive", VM)
 
         # 1. check mode shows the plan and changes nothing
         check = replica.playbook("site.yml", "--check", "--diff", label="11-replica-check")
@@ -179,14 +179,14 @@ def test_11_day_one_on_the_production_replica(lab, replica):
         assert check.rc == 0, check.tail()
         assert f"Check mode: would adopt domain {VM}" in check.output, check.tail()
         assert f"would take over runner {VM} (id {record['id']})" in " ".join(check.output.split())
-        assert METADATA not in virsh("dumpxml", "--inactive", VM)
+        assert METADATA not in kvm_virsh("dumpxml", "--inactive", VM)
         assert vm("docker inspect -f '{{.State.Status}}' forgejo-runner", key).stdout.strip() == "running"
         assert host("test", "-e", "/usr/sbin/libvirtd", name=BRIX, check=False).returncode != 0
         assert HEAVY_NAMESPACE not in [n.metadata.name for n in k8s_api().list_namespace().items]
 
         # 2. the run adopts runner-02, its record and a job running in its container
         busy = repo.push({".gitea/workflows/held.yml": HELD}, message="held")
-        wait_for(lambda: job_containers(key), 300, step=2)
+        wait_until(lambda: job_containers(key), 300, step=2)
         releaser = release_in_the_drain(key)
         run = replica.playbook("site.yml", label="11-replica-site")
         TIMINGS["replica_adopt"] = run.seconds
@@ -197,7 +197,7 @@ def test_11_day_one_on_the_production_replica(lab, replica):
         assert [(r["id"], r["status"] in ONLINE) for r in forge.named(VM)] == [(record["id"], True)]
         assert vm("docker ps -a -q --filter name=^forgejo-runner$", key).stdout.strip() == ""
         assert vm("systemctl is-active forgejo-runner", key).stdout.strip() == "active"
-        assert METADATA in virsh("dumpxml", "--inactive", VM)
+        assert METADATA in kvm_virsh("dumpxml", "--inactive", VM)
         assert f"upgrade to Forgejo 15 to prune {STALE}" in " ".join(run.output.split()), run.tail()
         assert [r["id"] for r in forge.named(STALE)] == [stale["id"]]
         assert "images" in host("virsh", "-q", "-c", "qemu:///system", "pool-list", "--name", name=BRIX).stdout.split()
@@ -306,17 +306,17 @@ def test_12_strict_standby_in_a_vm_on_brix02(lab, replica):
     workflows = LabForge(env["FORGE_GITEA_URL"], env["FORGE_GITEA_TOKEN_OWNER"], env["FORGE_GITEA_TOKEN_WRITE_ADMIN"])
     repo = workflows.create_repo("e2e-standby")
     try:
-        virsh("suspend", VM)
+        kvm_virsh("suspend", VM)
         lost = time.time()
         push = push_probe(repo, "failover", sleep=45)
         latency = repo.wait_started(push, timeout=240) - lost
         assert standby_unit(key) == "active"
-        virsh("resume", VM)
+        kvm_virsh("resume", VM)
         restored = time.monotonic()
         result = repo.wait_run(push, timeout=300)
         assert result.conclusion == "success" and job_runners(repo, result.id) == [STANDBY], result.log
         assert probe(result)["kernel"] == vm("uname -r", key, ip=STANDBY_IP).stdout.strip()
-        wait_for(lambda: standby_unit(key) == "inactive", 300, step=2)
+        wait_until(lambda: standby_unit(key) == "inactive", 300, step=2)
         failback = time.monotonic() - restored
         TIMINGS.update(failover=latency, failback=failback)
         assert latency <= 90, f"the standby took the job {latency:.0f} s after the primary was lost"
@@ -326,12 +326,12 @@ def test_12_strict_standby_in_a_vm_on_brix02(lab, replica):
         assert ha.rc == 0, ha.tail()
         assert standby_unit(key) == "active"
         assert host("test", "-e", "/etc/foundation-runners/watchdog.json", name=BRIX, check=False).returncode == 1
-        wait_for(lambda: both_online(forge), 120, step=2)
+        wait_until(lambda: both_online(forge), 120, step=2)
         both = repo.wait_run(repo.push({".gitea/workflows/ha.yml": HA_JOBS}, message="ha"), timeout=300)
         takers = set(job_runners(repo, both.id))
         assert both.conclusion == "success" and takers == {VM, STANDBY}, takers
     finally:
-        virsh("resume", VM, check=False)
+        kvm_virsh("resume", VM, check=False)
         repo.delete()
     print(
         f"standby VM {STANDBY} on brix02: made in {run.seconds:.0f} s (check {check.seconds:.0f} s), again "

@@ -14,9 +14,11 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import requests
 import yaml
-from lab_support import LAB, ROOT, lab_env
+from lablib.ansible import recap
+from lablib.forge import LabForge
+from lablib.runner import LabRunnerProcess, config_yml
+from lablib.shell import LAB, ROOT, lab_env, sh
 
 # A forge of its own, so that stopping it hurts no other test; its namespaces are prefixed wd.
 FORGE_ENV = {
@@ -37,71 +39,29 @@ def forge_command(*args: str) -> list[str]:
     return ["env", *(f"{k}={v}" for k, v in FORGE_ENV.items()), str(LAB / "forge"), *args]
 
 
-def sh(*argv: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(list(argv), check=check, capture_output=True, text=True, **kwargs)
-
-
-def runner_config(path: Path, runner_file: str) -> None:
-    config = {
-        "log": {"level": "info"},
-        "runner": {
-            "file": runner_file,
-            "capacity": 1,
-            "shutdown_timeout": f"{SHUTDOWN_TIMEOUT}s",
-            "fetch_interval": "2s",
-        },
-    }
-    path.write_text(yaml.safe_dump(config))
-
-
-class Forge:
-    """The private lab forge through its API: runners, workflows, jobs, and stopping it."""
+class FailoverForge(LabForge):
+    """The private lab forge: the lab forge's client, plus stopping and starting the server."""
 
     def __init__(self):
         sh(*forge_command("up"))
         self.env = lab_env(forge_command("env"))
-        self.url = self.env["FORGE_GITEA_URL"]
+        owner, admin = self.env["FORGE_GITEA_TOKEN_OWNER"], self.env["FORGE_GITEA_TOKEN_WRITE_ADMIN"]
+        super().__init__(self.env["FORGE_GITEA_URL"], owner, admin_token=admin)
         self.read_token = self.env["FORGE_GITEA_TOKEN_READ_ADMIN"]
-        self.session = requests.Session()
         self.workflows = 0
         self.remove_workflows()
 
     def remove_workflows(self) -> None:
         """Workflows left by an earlier run would run again on every push."""
-        owner = self.env["FORGE_GITEA_TOKEN_OWNER"]
-        try:
-            files = self.api("GET", "/repos/fleet/ci/contents/.gitea/workflows", owner)
-        except requests.HTTPError:
+        resp = self.call("GET", "/repos/fleet/ci/contents/.gitea/workflows", expect=(200, 404))
+        if resp.status_code == 404:
             return
-        for item in files:
+        for item in resp.json():
             body = {"sha": item["sha"], "message": "clean"}
-            self.api("DELETE", f"/repos/fleet/ci/contents/{item['path']}", owner, json=body)
-
-    def api(self, method: str, path: str, token: str, **kwargs):
-        """One API call; a GET that times out is asked again (the forge's SQLite stalls for seconds under load)."""
-        attempts = 3 if method == "GET" else 1
-        headers = {"Authorization": f"token {token}"}
-        for attempt in range(attempts):
-            try:
-                resp = self.session.request(method, f"{self.url}/api/v1{path}", headers=headers, timeout=30, **kwargs)
-                break
-            except (requests.Timeout, requests.ConnectionError):
-                if attempt + 1 == attempts:
-                    raise
-                time.sleep(2)
-        resp.raise_for_status()
-        return resp.json() if resp.content else None
-
-    def registration_token(self) -> str:
-        return self.api("POST", "/admin/actions/runners/registration-token", self.env["FORGE_GITEA_TOKEN_WRITE_ADMIN"])[
-            "token"
-        ]
-
-    def runners(self) -> dict[str, dict]:
-        return {r["name"]: r for r in self.api("GET", "/admin/actions/runners", self.read_token)["runners"]}
+            self.call("DELETE", f"/repos/fleet/ci/contents/{item['path']}", json=body)
 
     def online(self) -> set[str]:
-        return {name for name, r in self.runners().items() if r["status"] == "online"}
+        return {r["name"] for r in self.runners() if r["status"] == "online"}
 
     def push_workflow(self, seconds: int, jobs: int = 1) -> str:
         """Commit a workflow with `jobs` fenced jobs that each sleep `seconds`; returns its file name."""
@@ -113,20 +73,17 @@ class Forge:
             "jobs": {f"j{i}": {"runs-on": "fenced", "steps": [{"run": f"sleep {seconds}"}]} for i in range(jobs)},
         }
         content = base64.b64encode(yaml.safe_dump(body).encode()).decode()
-        self.api("POST", f"/repos/fleet/ci/contents/.gitea/workflows/{name}.yml", self.env["FORGE_GITEA_TOKEN_OWNER"],
-                 json={"content": content, "message": name})  # fmt: skip
+        self.call(
+            "POST", f"/repos/fleet/ci/contents/.gitea/workflows/{name}.yml", json={"content": content, "message": name}
+        )
         return name
 
     def jobs_of(self, workflow: str) -> list[dict]:
-        runs = self.api(
-            "GET", "/repos/fleet/ci/actions/runs", self.env["FORGE_GITEA_TOKEN_OWNER"], params={"limit": 50}
-        )
+        runs = self.call("GET", "/repos/fleet/ci/actions/runs", params={"limit": 50}).json()
         ids = [r["id"] for r in runs["workflow_runs"] if r.get("path", "").startswith(f"{workflow}.yml")]
         jobs = []
         for run_id in ids:
-            jobs += self.api("GET", f"/repos/fleet/ci/actions/runs/{run_id}/jobs", self.env["FORGE_GITEA_TOKEN_OWNER"])[
-                "jobs"
-            ]
+            jobs += self.call("GET", f"/repos/fleet/ci/actions/runs/{run_id}/jobs").json()["jobs"]
         return jobs
 
     def wait_jobs(self, workflow: str, done, timeout: float) -> list[dict]:
@@ -150,39 +107,19 @@ def started_at(job: dict) -> float:
     return datetime.fromisoformat(job["started_at"].replace("Z", "+00:00")).timestamp()
 
 
-class PrimaryRunner:
-    """The primary runner: a lab runner process in its own lab namespace (crunchy01's stand-in)."""
-
-    def __init__(self, forge: Forge, workdir: Path):
-        self.binary, self.dir = forge.env["LAB_RUNNER"], workdir
-        workdir.mkdir(parents=True, exist_ok=True)
-        runner_config(workdir / "config.yml", str(workdir / ".runner"))
-        if not (workdir / ".runner").exists():
-            sh("ip", "netns", "exec", f"frlab-{PRIMARY_NS}", self.binary, "register", "--no-interactive",
-               "--instance", forge.url, "--token", forge.registration_token(), "--name", PRIMARY,
-               "--labels", "fenced:host", "--config", str(workdir / "config.yml"))  # fmt: skip
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        log = (self.dir / "daemon.log").open("a")
-        config = str(self.dir / "config.yml")
-        self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", f"frlab-{PRIMARY_NS}", self.binary, "daemon", "--config", config],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-
-    def kill(self) -> float:
-        """SIGKILL, no goodbye; returns the time of the loss."""
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait()
-        return time.time()
+def primary_runner(forge: FailoverForge, workdir: Path) -> LabRunnerProcess:
+    """The primary runner: a lab runner process in its own lab namespace (crunchy01's stand-in), registered once."""
+    runner = LabRunnerProcess(forge.env["LAB_RUNNER"], forge, workdir, ["fenced:host"], name=PRIMARY, netns=PRIMARY_NS)
+    runner.configure(capacity=1, shutdown_timeout=f"{SHUTDOWN_TIMEOUT}s", fetch_interval="2s", workdir_parent="")
+    if not (workdir / ".runner").exists():
+        runner.register()
+    return runner
 
 
 class Container:
     """brix02's stand-in: a systemd container with the standby runner's unit, reached by nsenter."""
 
-    def __init__(self, forge: Forge):
+    def __init__(self, forge: FailoverForge):
         binary, standby_dir = forge.env["LAB_RUNNER"], STATE / "standby"
         standby_dir.mkdir(parents=True, exist_ok=True)
         self.down()  # a fresh copy of the root every run, with these binds
@@ -194,9 +131,13 @@ class Container:
     def run(self, *argv: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
         return sh("nsenter", "-t", self.pid, "-a", *argv, check=check, **kwargs)
 
-    def install_runner(self, forge: Forge) -> None:
+    def install_runner(self, forge: FailoverForge) -> None:
         """What fenced_runner leaves in the VM: a registered runner and its unit, here written by hand."""
-        runner_config(STATE / "standby" / "config.yml", f"{RUNNER_DIR}/.runner")
+        (STATE / "standby" / "config.yml").write_text(
+            config_yml(
+                shutdown_timeout=f"{SHUTDOWN_TIMEOUT}s", fetch_interval="2s", runner_file=f"{RUNNER_DIR}/.runner"
+            )
+        )
         if not (STATE / "standby" / ".runner").exists():
             self.run("/usr/local/bin/forgejo-runner", "register", "--no-interactive", "--instance", forge.url,
                      "--token", forge.registration_token(), "--name", STANDBY, "--labels", "fenced:host",
@@ -238,7 +179,7 @@ WantedBy=multi-user.target
 class Playbook:
     """playbooks/failover.yml against the container, with an inventory written for it."""
 
-    def __init__(self, forge: Forge, container: Container, workdir: Path):
+    def __init__(self, forge: FailoverForge, container: Container, workdir: Path):
         self.forge, self.container, self.inventory = forge, container, workdir / "inventory.yml"
 
     def host_vars(self, mode: str, **overrides) -> dict:
@@ -271,23 +212,21 @@ class Playbook:
         command = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(inventory), "-l", CONTAINER]
         proc = sh(*command, str(ROOT / "playbooks" / "failover.yml"), *options, check=False, env=env)
         out = proc.stdout + proc.stderr
-        match = re.search(rf"^{CONTAINER}\s*:\s*(.*)$", out, re.M)
-        recap = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))} if match else {}
-        return proc.returncode, recap, out
+        return proc.returncode, recap(out).get(CONTAINER, {}), out
 
 
-def bring_up() -> tuple[Forge, PrimaryRunner, Container, Playbook]:
+def bring_up() -> tuple[FailoverForge, LabRunnerProcess, Container, Playbook]:
     """The lab hosts, the private forge, the primary runner running, and a fresh brix02 container."""
     sh(str(LAB / "net"), "host", PRIMARY_NS, PRIMARY_IP)
     sh(str(LAB / "net"), "host", STANDBY_NS, STANDBY_IP, "--bridge")
-    forge = Forge()
-    primary = PrimaryRunner(forge, STATE / "primary")
+    forge = FailoverForge()
+    primary = primary_runner(forge, STATE / "primary")
     primary.start()
     container = Container(forge)
     return forge, primary, container, Playbook(forge, container, STATE)
 
 
-def tear_down(primary: PrimaryRunner, container: Container) -> None:
+def tear_down(primary: LabRunnerProcess, container: Container) -> None:
     if primary.proc and primary.proc.poll() is None:
         primary.kill()
     container.down()

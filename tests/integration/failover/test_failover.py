@@ -21,7 +21,7 @@ from failover_lab import (
     summary,
     tear_down,
 )
-from lab_support import wait_for
+from lablib.shell import wait_until
 
 RESULTS: list[str] = []
 
@@ -60,7 +60,7 @@ def test_preflight_failures_change_nothing(lab):
 
 def test_standby_mode_check_apply_idempotent(lab):
     forge, _primary, container, play = lab
-    wait_for(lambda: PRIMARY in forge.online(), 30)
+    wait_until(lambda: PRIMARY in forge.online(), 30)
     rc, recap, out = play("standby", "--check", "--diff")
     assert rc == 0 and recap["failed"] == 0, out
     assert container.run("test", "-e", "/etc/foundation-runners/watchdog.json", check=False).returncode == 1
@@ -125,9 +125,9 @@ def test_failback_drains_the_running_job(lab):
     primary.start()
     jobs = forge.wait_jobs(workflow, lambda j: j["status"] == "completed", 180)
     assert [(j["conclusion"], j["runner_name"]) for j in jobs] == [("success", STANDBY)]
-    wait_for(lambda: not container.active(), 120)
+    wait_until(lambda: not container.active(), 120)
     stopped = time.time()
-    wait_for(lambda: forge.online() == {PRIMARY}, 120, step=2)
+    wait_until(lambda: forge.online() == {PRIMARY}, 120, step=2)
     RESULTS.append(
         f"fail-back: 60 s job succeeded on {STANDBY}; standby stopped {stopped - restored:.0f} s after the primary"
         f" came back; then only {PRIMARY} online"
@@ -142,14 +142,14 @@ def test_ha_mode_both_take_jobs_then_back_to_standby(lab):
     assert container.run("test", "-e", "/etc/foundation-runners/watchdog.json", check=False).returncode == 1
     rc, recap, out = play("ha")
     assert rc == 0 and recap["changed"] == 0, out
-    wait_for(lambda: forge.online() == {PRIMARY, STANDBY}, 30)
+    wait_until(lambda: forge.online() == {PRIMARY, STANDBY}, 30)
     workflow = forge.push_workflow(8, jobs=4)
     jobs = forge.wait_jobs(workflow, lambda j: j["status"] == "completed", 180)
     takers = {j["runner_name"] for j in jobs}
     assert {j["conclusion"] for j in jobs} == {"success"} and takers == {PRIMARY, STANDBY}, jobs
     rc, recap, out = play("standby")
     assert rc == 0, out
-    wait_for(lambda: not container.active(), 60)
+    wait_until(lambda: not container.active(), 60)
     rc, recap, out = play("standby")
     assert rc == 0 and recap["changed"] == 0, out
     RESULTS.append(f"ha: both online, 4 jobs taken by {sorted(takers)}; back to standby: {UNIT} stopped, changed=0")

@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from forgejo_lab import FLAVOURS, SUMMARY, Forge, Runners
-from lab_support import LAB, lab_env
+from forgejo_lab import FLAVOURS, SUMMARY, Flavour, Runners
+from lablib.shell import LAB, lab_env
 
 
 @pytest.fixture(scope="session")
@@ -17,10 +17,10 @@ def lab() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session", params=FLAVOURS)
-def forge(request, lab) -> Forge:
+def forge(request, lab) -> Flavour:
     if not lab.get(f"FORGE_{request.param.upper()}_URL"):
         pytest.skip(f"{request.param} is not running in the lab (tests/lab/build-forge explains why it was not built)")
-    return Forge(request.param, lab)
+    return Flavour(request.param, lab)
 
 
 @pytest.fixture

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import subprocess
-import time
 
 import pytest
-from lab_support import LAB, ROOT
+from lablib.shell import LAB, ROOT
 
 FLAVOURS = ["forgejo", "gitea"]
 OFFLINE_WAIT = 150  # Forgejo marks a runner offline 60 s after its last contact; its check runs periodically.
 SUMMARY = ROOT / "tests" / "output" / "forgejo-summary.txt"
 
 
-class Forge:
+class Flavour:
+    """One lab forge flavour: its URL, version and tokens, and module arguments with one of them."""
+
     def __init__(self, flavour: str, env: dict[str, str]):
         key = flavour.upper()
         self.flavour = flavour
@@ -49,16 +50,3 @@ class Runners:
     def purge_all(self) -> None:
         for name in self.names:
             subprocess.run([str(LAB / "forge"), "runner", "stop", name, "--purge"], check=False, capture_output=True)
-
-
-def wait_for(predicate, timeout: float, step: float = 5.0, what: str = ""):
-    deadline = time.monotonic() + timeout
-    start = time.monotonic()
-    while True:
-        value = predicate()
-        if value:
-            print(f"{what}: after {time.monotonic() - start:.0f} s")
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(step)

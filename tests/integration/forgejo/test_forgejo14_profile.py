@@ -13,7 +13,8 @@ import subprocess
 
 import pytest
 import requests
-from lab_support import LAB, ROOT, Ansible, lab_env
+from lablib.ansible import Ansible
+from lablib.shell import LAB, ROOT, lab_env
 
 PROFILE = str(LAB / "forge-profile")
 STALE = "fj14-stale"

@@ -7,7 +7,8 @@ import secrets
 from pathlib import Path
 
 import pytest
-from forgejo_lab import OFFLINE_WAIT, wait_for
+from forgejo_lab import OFFLINE_WAIT
+from lablib.shell import wait_until
 
 PLAYBOOKS = Path(__file__).parent / "playbooks"
 
@@ -55,11 +56,14 @@ def test_runner_lifecycle(forge, ansible, runners):
         seen = runner_names(forge, ansible, names=[f"{run}-*"])
         return {doomed, survivor} <= set(seen) and {seen[doomed]["status"], seen[survivor]["status"]} == {"idle"}
 
-    wait_for(both_idle, 60, what="both runners idle")
+    wait_until(both_idle, 60, step=5.0, what="both runners idle")
     runners.stop(doomed)
     print(f"waiting up to {OFFLINE_WAIT} s for the forge to mark {doomed} offline (60 s threshold)")
-    wait_for(
-        lambda: runner_names(forge, ansible)[doomed]["status"] == "offline", OFFLINE_WAIT, what=f"{doomed} offline"
+    wait_until(
+        lambda: runner_names(forge, ansible)[doomed]["status"] == "offline",
+        OFFLINE_WAIT,
+        step=5.0,
+        what=f"{doomed} offline",
     )
 
     prune = forge.args("write_admin", names=[f"{run}-*"], labels=["lifecycle"])

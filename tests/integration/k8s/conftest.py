@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from heavy_lab import HeavyLab
-from lab_support import LAB, lab_env
-from lab_workflows import LabForge
+from lablib.forge import LabForge
+from lablib.shell import LAB, lab_env
 
 
 @pytest.fixture(scope="session")

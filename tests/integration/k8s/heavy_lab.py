@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import re
 import subprocess
 import time
 from pathlib import Path
@@ -13,12 +11,12 @@ from pathlib import Path
 import kubernetes
 import pytest
 import requests
-from lab_support import Ansible
+from lablib.ansible import Ansible, recap
+from lablib.runner import LabRunnerProcess
 
 PLAYBOOKS = Path(__file__).parent / "playbooks"
 NAME = "frk8s-heavy"  # namespace, StatefulSet and the prefix of the forge runners; unique to these tests
 DIGEST = "@sha256:" + "ab" * 32
-RECAP = re.compile(r"localhost\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
 
 
 class HeavyLab:
@@ -59,8 +57,7 @@ class HeavyLab:
         start = time.monotonic()
         proc = self.ansible.playbook(PLAYBOOKS / playbook, self.role_vars(**overrides), *options)
         print(f"{playbook} {' '.join(options)}: rc {proc.returncode} in {time.monotonic() - start:.1f} s")
-        recap = RECAP.search(proc.stdout)
-        changed = int(recap.group(2)) if recap else -1
+        changed = recap(proc.stdout).get("localhost", {}).get("changed", -1)
         return proc, changed
 
     def playbook_path(self, playbook: str = "heavy.yml") -> Path:
@@ -128,41 +125,27 @@ class HeavyLab:
         return [self.admin_token, minted["token"], *tokens]
 
 
-class RunnerProcess:
+class ReplicaProcess(LabRunnerProcess):
     """The lab runner started as a pod's runner container would be: the replica's .runner and config.yml, as
     the role stored them in the Secret and the ConfigMap, in its working directory."""
 
     def __init__(self, lab: HeavyLab, tmp_path: Path, replica: str, env: dict[str, str] | None = None):
+        super().__init__(lab.lab_runner, None, tmp_path / replica, [], name=replica)
         self.lab, self.replica = lab, replica
-        self.dir = tmp_path / replica
-        self.proc: subprocess.Popen | None = None
         self.env = env or {}  # the runner container's environment (DOCKER_HOST: the DinD's socket)
 
-    def start(self) -> None:
-        self.dir.mkdir(mode=0o700, exist_ok=True)
+    def start(self, wait: bool = False) -> None:
+        self.dir.chmod(0o700)
         (self.dir / ".runner").write_text(self.lab.secret()[self.replica])
         (self.dir / ".runner").chmod(0o600)
         (self.dir / "config.yml").write_text(self.lab.config_yml())
-        log = (self.dir / "runner.log").open("a")
-        self.proc = subprocess.Popen(
-            [self.lab.lab_runner, "daemon", "--config", "config.yml"],
-            cwd=self.dir,
-            stdout=log,
-            stderr=log,
-            env={**os.environ, **self.env},
-        )
+        super().start(wait=wait)
 
     def wait_online(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert self.proc and self.proc.poll() is None, (self.dir / "runner.log").read_text()[-2000:]
+            assert self.proc and self.proc.poll() is None, self.log_path.read_text()[-2000:]
             if any(r["name"] == self.replica and r["status"] != "offline" for r in self.lab.runners()):
                 return
             time.sleep(1)
-        pytest.fail(f"{self.replica} did not come online in {timeout:.0f} s: {(self.dir / 'runner.log').read_text()}")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
-        self.proc = None
+        pytest.fail(f"{self.replica} did not come online in {timeout:.0f} s: {self.log_path.read_text()}")

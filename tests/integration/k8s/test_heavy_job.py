@@ -8,9 +8,9 @@ job runs on the runner's host, which is the lab runner process itself.
 from __future__ import annotations
 
 import pytest
-from fence_probe import assert_fenced, findings, probe_workflow
-from heavy_lab import HeavyLab, RunnerProcess
-from lab_workflows import LabForge
+from heavy_lab import HeavyLab, ReplicaProcess
+from lablib.fence_probe import assert_fenced, findings, probe_workflow
+from lablib.forge import LabForge
 
 WORKFLOW = """\
 on: push
@@ -27,7 +27,7 @@ def test_heavy_job_succeeds(heavy_job: HeavyLab, workflows: LabForge, tmp_path):
     assert heavy_job.run_ok(k3s_heavy_runner_labels=["heavy:host"]) > 0
     heavy_job.wait_ready(1)
     assert "heavy:host" in heavy_job.config_yml()
-    process = RunnerProcess(heavy_job, tmp_path, f"{heavy_job.name}-0")
+    process = ReplicaProcess(heavy_job, tmp_path, f"{heavy_job.name}-0")
     repo = workflows.create_repo("frk8s-heavy")
     try:
         process.start()
@@ -63,7 +63,7 @@ def test_heavy_job_reaches_no_container_engine(heavy_job, workflows, tmp_path, d
     }
     heavy_job.run_ok(**overrides)
     assert f'docker_host: "{"automount" if docker_access else "-"}"' in heavy_job.config_yml()
-    process = RunnerProcess(heavy_job, tmp_path, f"{heavy_job.name}-0", env={"DOCKER_HOST": docker_host})
+    process = ReplicaProcess(heavy_job, tmp_path, f"{heavy_job.name}-0", env={"DOCKER_HOST": docker_host})
     repo = workflows.create_repo("frk8s-fence")
     try:
         process.start()

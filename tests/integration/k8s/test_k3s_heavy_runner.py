@@ -14,9 +14,9 @@ import subprocess
 import kubernetes_validate
 import pytest
 import requests
-from heavy_lab import DIGEST, NAME, HeavyLab, RunnerProcess
-from interrupt import run_killed
-from lab_support import LAB, ROOT, lab_env
+from heavy_lab import DIGEST, NAME, HeavyLab, ReplicaProcess
+from lablib.interrupt import run_killed
+from lablib.shell import LAB, ROOT, lab_env
 
 SCHEMA_VERSIONS = ["1.29.0", "1.30.0", "1.31.0", "1.32.0", "1.33.0", "1.34.0"]
 VARIANTS = {
@@ -234,7 +234,7 @@ def test_restarts_keep_one_identity(heavy: HeavyLab, tmp_path):
     (record,) = heavy.runners()
     stored = json.loads(heavy.secret()[f"{NAME}-0"])
     assert stored["id"] == record["id"]
-    process = RunnerProcess(heavy, tmp_path, f"{NAME}-0")
+    process = ReplicaProcess(heavy, tmp_path, f"{NAME}-0")
     try:
         for attempt in range(3):
             process.start()
@@ -273,7 +273,7 @@ def test_scale_to_two_and_back_with_secrets_hidden(heavy: HeavyLab, tmp_path):
     config = heavy.config_yml()
     assert not [s for s in heavy.secret_values() if s and s in config], "a secret appears in the ConfigMap"
 
-    process = RunnerProcess(heavy, tmp_path, f"{NAME}-1")
+    process = ReplicaProcess(heavy, tmp_path, f"{NAME}-1")
     try:  # the second replica comes online as its pod would, then its pod goes away
         process.start()
         process.wait_online()
@@ -319,7 +319,7 @@ def test_a_killed_registration_converges_on_the_next_run(heavy: HeavyLab, tmp_pa
     records = [r for r in heavy.runners() if r["name"] == replica]
     assert len(records) == 1, records
     assert heavy.secret_record_id(replica) == records[0]["id"]
-    process = RunnerProcess(heavy, tmp_path, replica)
+    process = ReplicaProcess(heavy, tmp_path, replica)
     try:
         process.start()
         process.wait_online()

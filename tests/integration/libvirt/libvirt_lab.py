@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-
-from lab_support import ROOT, Ansible
+from lablib.ansible import Ansible
+from lablib.shell import ROOT, virsh
 
 LAB_LIBVIRT = ROOT / "tests" / "lab" / "libvirt"
 LAB_SSHD = ROOT / "tests" / "lab" / "sshd"
 ANSIBLE = Ansible()
-
-
-def sh(cmd: list[str], check: bool = True, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, check=check, capture_output=True, text=True, **kw)
-
-
-def virsh(uri: str, *args: str, check: bool = True) -> str:
-    return sh(["virsh", "-q", "-c", uri, *args], check=check).stdout
 
 
 def run(args: dict, check: bool = False, diff: bool = False, extra_env: dict | None = None) -> dict:

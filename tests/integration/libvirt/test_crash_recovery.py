@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from lab_support import lab_env
-from libvirt_lab import LAB_LIBVIRT, domains, lab_vm_args, pool_volumes, run, sh, virsh
+from lablib.shell import lab_env, sh, virsh
+from libvirt_lab import LAB_LIBVIRT, domains, lab_vm_args, pool_volumes, run
 
 HOST = "brix02"
 NAME = "crash01"
@@ -37,10 +37,10 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    sh([str(LAB_LIBVIRT), "up", HOST])
+    sh(*[str(LAB_LIBVIRT), "up", HOST])
     env = lab_env([str(LAB_LIBVIRT), "env", HOST])
     tmp = tmp_path_factory.mktemp("crash")
-    sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "crash", "-f", str(tmp / "id")])
+    sh(*["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "crash", "-f", str(tmp / "id")])
     env.update(KEY=str(tmp / "id"), PUB=(tmp / "id.pub").read_text().strip(), TMP=str(tmp))
     clean(env, base_too=True)
     yield env
@@ -82,7 +82,7 @@ def interrupt(env, point: str, way: str) -> dict:
                 time.sleep(0.1)
             try:
                 os.kill(libvirtd_pid(env), signal.SIGKILL)
-                sh([str(LAB_LIBVIRT), "up", HOST])
+                sh(*[str(LAB_LIBVIRT), "up", HOST])
             finally:
                 marker.unlink()  # the module goes on, to find its connection gone
             res = future.result()

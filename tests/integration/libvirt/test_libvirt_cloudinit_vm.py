@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-from lab_support import lab_env
-from libvirt_lab import LAB_LIBVIRT, domains, lab_vm_args, pool_volumes, run, sh, virsh
-from spoof_probe import try_spoofing
+from lablib.shell import lab_env, sh, virsh
+from lablib.spoof_probe import try_spoofing
+from libvirt_lab import LAB_LIBVIRT, domains, lab_vm_args, pool_volumes, run
 
 NAME = "itest01"
 IP = "198.51.100.41"
@@ -30,10 +30,10 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    sh([str(LAB_LIBVIRT), "up"])
+    sh(*[str(LAB_LIBVIRT), "up"])
     env = lab_env([str(LAB_LIBVIRT), "env"])
     tmp = tmp_path_factory.mktemp("libvirt")
-    sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "itest", "-f", str(tmp / "id")])
+    sh(*["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "itest", "-f", str(tmp / "id")])
     env["KEY"] = str(tmp / "id")
     env["PUB"] = (tmp / "id.pub").read_text().strip()
     env["TMP"] = str(tmp)
@@ -109,12 +109,12 @@ def wait_ssh(env, limit: int = 300) -> float:
         if ssh(env, "true").returncode == 0:
             return time.monotonic() - start
         time.sleep(2)
-    log = sh(["virsh", "-c", env["LIBVIRT_URI"], "domstate", NAME], check=False).stdout
+    log = sh(*["virsh", "-c", env["LIBVIRT_URI"], "domstate", NAME], check=False).stdout
     raise AssertionError(f"no ssh to {GUEST_USER}@{IP} within {limit}s (domain state: {log.strip()})")
 
 
 def ping(env) -> bool:
-    return sh(["ip", "netns", "exec", env["LAB_NS"], "ping", "-c1", "-W2", IP], check=False).returncode == 0
+    return sh(*["ip", "netns", "exec", env["LAB_NS"], "ping", "-c1", "-W2", IP], check=False).returncode == 0
 
 
 def test_01_create_four_ways_and_guest_works(lab):
@@ -133,7 +133,7 @@ def test_01_create_four_ways_and_guest_works(lab):
     # overlay is a qcow2 whose backing file is the shared base volume
     overlay_path = virsh(lab["LIBVIRT_URI"], "vol-path", f"{NAME}.qcow2", "--pool", lab["LAB_POOL"]).strip()
     base_path = virsh(lab["LIBVIRT_URI"], "vol-path", vols["base"], "--pool", lab["LAB_POOL"]).strip()
-    info = json.loads(sh(["qemu-img", "info", "-U", "--output=json", overlay_path]).stdout)
+    info = json.loads(sh(*["qemu-img", "info", "-U", "--output=json", overlay_path]).stdout)
     assert info["format"] == "qcow2" and info["backing-filename"] == base_path
     assert info["virtual-size"] == 3 * 1024**3
     # the domain: qemu type, ACPI, serial console on a PTY, no guest agent, no secret, our metadata
@@ -318,7 +318,7 @@ def test_04c_a_foreign_domain_is_adopted_keeping_its_disk(lab):
     virsh(uri, "vol-create-as", pool, f"{FOREIGN}.qcow2", "1G", "--format", "qcow2")
     path = virsh(uri, "vol-path", f"{FOREIGN}.qcow2", "--pool", pool).strip()
     xml = FOREIGN_XML.format(name=FOREIGN, path=path, mac=FOREIGN_MAC, bridge=lab["LAB_BRIDGE"])
-    sh(["virsh", "-q", "-c", uri, "define", "/dev/stdin"], input=xml)
+    sh(*["virsh", "-q", "-c", uri, "define", "/dev/stdin"], input=xml)
     before = virsh(uri, "dumpxml", "--inactive", FOREIGN)
     args = {
         "name": FOREIGN, "uri": uri, "state": "present", "pool": pool, "bridge": lab["LAB_BRIDGE"],

@@ -20,8 +20,8 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from lab_support import lab_env
-from libvirt_lab import LAB_LIBVIRT, LAB_SSHD, domains, pool_volumes, run, sh, virsh
+from lablib.shell import lab_env, sh, virsh
+from libvirt_lab import LAB_LIBVIRT, LAB_SSHD, domains, pool_volumes, run
 
 HOST = "crunchy01"
 PREFIX = "remote-"
@@ -76,8 +76,8 @@ def our_objects(env, name: str, base: str) -> list[str]:
 def lab():
     if not LAB_LIBVIRT.exists() or not LAB_SSHD.exists():
         pytest.skip("tests/lab/libvirt or tests/lab/sshd is not there")
-    sh([str(LAB_LIBVIRT), "up", HOST])
-    sh([str(LAB_SSHD), "up", HOST])
+    sh(*[str(LAB_LIBVIRT), "up", HOST])
+    sh(*[str(LAB_SSHD), "up", HOST])
     env = lab_env([str(LAB_LIBVIRT), "env", HOST])
     env.update(lab_env([str(LAB_SSHD), "env", HOST]))
     return env
@@ -111,9 +111,9 @@ def remote_vm(lab):
 
 
 def test_remote_uri_reaches_lab_libvirtd(lab):
-    out = sh(["virsh", "-c", lab["LAB_REMOTE_URI"], "uri"], stdin=subprocess.DEVNULL)
+    out = sh(*["virsh", "-c", lab["LAB_REMOTE_URI"], "uri"], stdin=subprocess.DEVNULL)
     assert out.stdout.strip() == lab["LAB_REMOTE_URI"]
-    pools = sh(["virsh", "-c", lab["LAB_REMOTE_URI"], "pool-list", "--name"], stdin=subprocess.DEVNULL)
+    pools = sh(*["virsh", "-c", lab["LAB_REMOTE_URI"], "pool-list", "--name"], stdin=subprocess.DEVNULL)
     assert lab["LAB_POOL"] in pools.stdout.split()
 
 
@@ -148,7 +148,7 @@ def test_remote_present_idempotent_then_absent(remote_vm):
     vol_xml = ET.fromstring(virsh(local, "vol-dumpxml", f"{REMOTE_VM}.qcow2", "--pool", env["LAB_POOL"]))
     assert vol_xml.find("./target/format").get("type") == "qcow2"
     assert vol_xml.findtext("./backingStore/path") == base_path
-    info = json.loads(sh(["qemu-img", "info", "-U", "--output=json", overlay_path]).stdout)
+    info = json.loads(sh(*["qemu-img", "info", "-U", "--output=json", overlay_path]).stdout)
     assert info["format"] == "qcow2"
     assert info["backing-filename"] == base_path
     # The base came through the stream byte for byte.
@@ -186,7 +186,7 @@ def https_image(lab, tmp_path_factory):
     (www / "image.qcow2").symlink_to(lab["LAB_GUEST_IMAGE"])
     cert, key = tmp / "cert.pem", tmp / "key.pem"
     openssl = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
-    sh([*openssl, "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)])
+    sh(*[*openssl, "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)])
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
 

@@ -4,9 +4,9 @@ that are removed after each test."""
 from __future__ import annotations
 
 import pytest
-from lab_runner_process import LabRunnerProcess
-from lab_support import LAB, lab_env
-from lab_workflows import LabForge
+from lablib.forge import LabForge
+from lablib.runner import LabRunnerProcess
+from lablib.shell import LAB, lab_env
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import time
 import uuid
 
 import pytest
-from fence_probe import assert_fenced, findings, probe_workflow
+from lablib.fence_probe import assert_fenced, findings, probe_workflow
 
 HOST_JOB = """on: push
 jobs:

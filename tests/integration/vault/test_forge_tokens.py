@@ -11,7 +11,7 @@ import subprocess
 from types import SimpleNamespace
 
 import pytest
-from lab_support import LAB, ROOT, lab_env, vault_secret
+from lablib.shell import LAB, ROOT, lab_env, vault_secret
 
 PRODUCTION = ROOT / "inventory" / "production"
 PATHS = {"foundation-runners": "admin-token", "foundation-runners-watchdog": "watchdog-token"}

@@ -99,8 +99,17 @@ class LabForge:
         self.admin_token = admin_token or token
 
     def call(self, method: str, path: str, expect: tuple[int, ...] = (200, 201, 204), **kwargs) -> requests.Response:
+        """One API call; a GET that times out is asked again (the forge's SQLite stalls for seconds under load)."""
         url = f"{self.url}/api/v1{path}"
-        resp = self.session.request(method, url, timeout=30, **kwargs)
+        attempts = 3 if method == "GET" else 1
+        for attempt in range(attempts):
+            try:
+                resp = self.session.request(method, url, timeout=30, **kwargs)
+                break
+            except (requests.Timeout, requests.ConnectionError):
+                if attempt + 1 == attempts:
+                    raise
+                time.sleep(2)
         if resp.status_code not in expect:
             raise ForgeError(f"Request {method} {url} failed: [{resp.status_code}] {resp.text[:500]}")
         return resp
@@ -127,6 +136,34 @@ class LabForge:
     def delete_runner(self, runner_id: int) -> None:
         headers = {"Authorization": f"token {self.admin_token}"}
         self.session.delete(f"{self.url}/api/v1/admin/actions/runners/{runner_id}", headers=headers, timeout=30)
+
+    def runners(self) -> list[dict]:
+        """Every runner of the forge, page by page (other parts may register hundreds at once), as the admin."""
+        headers = {"Authorization": f"token {self.admin_token}"}
+        found: list[dict] = []
+        for page in range(1, 1000):
+            path = f"/admin/actions/runners?limit=50&page={page}"
+            body = self.call("GET", path, headers=headers).json()
+            batch = body["runners"] if isinstance(body, dict) else body
+            found += batch
+            if len(batch) < 50:
+                break
+        return found
+
+    def named(self, name: str) -> list[dict]:
+        return [r for r in self.runners() if r["name"] == name]
+
+    def wait_status(self, name: str, want: set[str], timeout: float) -> tuple[str, float]:
+        """Waits until runner ``name`` has a status in ``want``; returns it and the seconds it took."""
+        start = time.monotonic()
+        status = "absent"
+        while time.monotonic() - start < timeout:
+            found = self.named(name)
+            status = found[0]["status"] if found else "absent"
+            if status in want:
+                return status, time.monotonic() - start
+            time.sleep(2)
+        raise TimeoutError(f"runner {name} is still {status} after {timeout:.0f} s (wanted {sorted(want)})")
 
 
 class Repo:

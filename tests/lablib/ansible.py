@@ -1,54 +1,46 @@
-"""Lab environments and a way to run modules through Ansible, for the integration tests."""
+"""Ansible as the tests run it: one module on localhost, a playbook, and the recap of a run."""
 
 from __future__ import annotations
 
 import json
 import os
-import shlex
+import re
 import subprocess
 import sys
 import tempfile
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-LAB = ROOT / "tests" / "lab"
+from lablib.shell import ROOT
+
+# One line of a PLAY RECAP: host, ok, changed, unreachable, failed.
+RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
-def lab_env(command: list[str]) -> dict[str, str]:
-    """Parse the `export NAME=value` lines a lab command prints."""
-    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    env = {}
-    for line in out.splitlines():
-        if line.startswith("export "):
-            name, value = line.removeprefix("export ").split("=", 1)
-            env[name] = shlex.split(value)[0] if value else ""
-    return env
+def recap(output: str) -> dict[str, dict[str, int]]:
+    """The counts of each host in a run's PLAY RECAP."""
+    return {
+        m[1]: {"ok": int(m[2]), "changed": int(m[3]), "unreachable": int(m[4]), "failed": int(m[5])}
+        for m in RECAP.finditer(output)
+    }
 
 
-def wait_for(what, timeout: float, step: float = 1.0):
-    """what()'s first true value, asked every step seconds; fails the test after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = what()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"not true after {timeout} s: {what.__doc__ or what}")
+@dataclass
+class PlaybookRun:
+    rc: int
+    output: str
+    seconds: float
 
+    def recap(self) -> dict[str, dict[str, int]]:
+        return recap(self.output)
 
-def vault_secret(path: str, mount: str = "foundation") -> dict:
-    """The data of a KV v2 secret in the lab Vault ({} when there is none), read with the lab's root token through
-    the vault CLI in the server's namespace: the tests' own look; the playbooks log in with the AppRole."""
-    vault = lab_env([str(LAB / "vault"), "env"])
-    with open(vault["LAB_VAULT_ROOT_TOKEN_FILE"]) as f:
-        env = {**os.environ, "VAULT_ADDR": vault["VAULT_ADDR"], "VAULT_TOKEN": f.read().strip()}
-    command = ["ip", "netns", "exec", vault["LAB_VAULT_NETNS"], vault["LAB_VAULT_BIN"], "kv", "get", "-format=json"]
-    command += [f"-mount={mount}", path]
-    proc = subprocess.run(command, check=False, capture_output=True, text=True, env=env)
-    return json.loads(proc.stdout)["data"]["data"] if proc.returncode == 0 else {}
+    def changed(self) -> dict[str, int]:
+        return {host: counts["changed"] for host, counts in self.recap().items()}
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.output.splitlines()[-lines:])
 
 
 class Ansible:
