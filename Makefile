@@ -28,28 +28,14 @@ deps:
 ## The playbooks get the forge's token from the lab Vault, as in production (forge_tokens.yml derives it from the
 ## admin password there); the forge's own token variables are unset for them.
 lab: deps
-	tests/lab/prebuild start
-	tests/lab/forge up
-	tests/lab/mirror up
-	tests/lab/kvm-host up crunchy 198.51.100.30
-	tests/lab/vault up
-	eval "$$(tests/lab/forge env)" && eval "$$(tests/lab/mirror env)" && eval "$$(tests/lab/kvm-host env crunchy)" && \
-	  eval "$$(tests/lab/vault login-env)" && unset $$(compgen -v FORGE_GITEA_TOKEN_) && \
+	tests/lab/lab up
+	eval "$$(tests/lab/lab env)" && unset $$(compgen -v FORGE_GITEA_TOKEN_) && \
 	  ansible-playbook -i inventory/lab playbooks/forge_tokens.yml && \
 	  ansible-playbook -i inventory/lab playbooks/site.yml
 
 ## Stop everything the lab started; keeps the build cache.
 lab-down:
-	-tests/lab/kvm-host down crunchy
-	-tests/lab/libvirt down
-	-tests/lab/libvirt down brix02
-	-tests/lab/forge down
-	-tests/lab/docker down
-	-tests/lab/k8s down
-	-tests/lab/nspawn down --all
-	-tests/lab/mirror down
-	-tests/lab/vault down
-	tests/lab/net down
+	tests/lab/lab down
 
 ## make lab, then make test, in a new clone of HEAD with the lab's caches and state emptied first
 ## (FRESH_ARGS=--warm keeps the caches).
