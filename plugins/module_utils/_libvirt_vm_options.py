@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.foundation.runners.plugins.module_utils import _cloudinit_seed as cloudinit_seed
+from ansible_collections.foundation.runners.plugins.module_utils import _input_forms as input_forms
 from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_api as libvirt_api
 from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_nwfilter as libvirt_nwfilter
 from ansible_collections.foundation.runners.plugins.module_utils._libvirt_api import LibvirtVmError
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+NAME_RE = input_forms.VM_NAME_RE
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
-CHECKSUM_RE = re.compile(r"^sha256:([0-9a-fA-F]{64})$")
+CHECKSUM_RE = input_forms.SHA256_CHECKSUM_RE
 _UNITS = {
     "": None,
     "b": 1,

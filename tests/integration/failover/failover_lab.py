@@ -195,7 +195,6 @@ class Playbook:
             "failover_primary_name": PRIMARY,
             "failover_standby_name": STANDBY,
             "failover_vm_managed": False,
-            "failover_domain_type": "qemu",
             "failover_runner_unit": UNIT,
             "runner_watchdog_interval": 10,
             "runner_watchdog_drain_timeout": SHUTDOWN_TIMEOUT + 30,
