@@ -59,6 +59,8 @@ author:
 extends_documentation_fragment:
   - foundation.runners.libvirt
   - foundation.runners.cloudinit_seed
+  - foundation.runners.libvirt_base_image
+  - foundation.runners.libvirt_nic
   - ansible.builtin.action_common_attributes
   - foundation.runners.attributes
 attributes:
@@ -94,49 +96,6 @@ options:
     type: str
     choices: [present, running, stopped, absent]
     default: present
-  pool:
-    description:
-      - Storage pool for the base, overlay and seed volumes when creating a domain. An existing domain
-        keeps the pool recorded in its metadata.
-    type: str
-    default: default
-  base_image:
-    description:
-      - The cloud image, as a path on the host running the module or an C(https://) URL.
-      - A URL needs O(base_checksum). The image is uploaded only when its volume is not yet in the pool.
-      - qcow2 images and raw disk images with a partition table are accepted; anything else is refused.
-      - Required to create a domain unless O(base_volume) names a volume that already exists.
-    type: str
-  base_checksum:
-    description:
-      - Checksum of O(base_image) as C(sha256:<64 hex digits>). Required for URLs, verified for local
-        files when given.
-    type: str
-  base_volume:
-    description:
-      - Name of the base volume in the pool. Defaults to C(base-sha256-) followed by the first 16 hex digits
-        of the image's SHA-256, so every guest of the same image shares one volume.
-    type: str
-  validate_certs:
-    description: Verify the TLS certificate when downloading O(base_image) from an https URL.
-    type: bool
-    default: true
-  ca_path:
-    description:
-      - PEM file with the CA certificates that verify the TLS certificate of an https O(base_image),
-        used instead of the system's CA store.
-      - Only used when O(validate_certs=true).
-    type: path
-  download_timeout:
-    description: Timeout in seconds for connecting to and reading from the O(base_image) URL.
-    type: int
-    default: 60
-  disk_size:
-    description:
-      - Virtual size of the guest disk (the overlay), for example V(20GiB). A bare number is GiB.
-      - Defaults to the virtual size of the base image and may not be smaller than it.
-      - Growing an existing disk is applied (live with blockresize when the domain runs); shrinking is refused.
-    type: raw
   vcpus:
     description:
       - Number of virtual CPUs, at least 1. When creating and not given, 1.
@@ -146,20 +105,6 @@ options:
       - Memory as an integer in MiB (V(2048)) or a string with a binary unit (V(2GiB), V(512MiB)).
         At least 64 MiB. When creating and not given, V(1GiB).
     type: raw
-  bridge:
-    description:
-      - Host bridge the NIC is attached to. Checked through libvirt's interface and node-device APIs.
-      - Mutually exclusive with O(network). Creating a domain needs one of them.
-    type: str
-  network:
-    description:
-      - libvirt network the NIC is attached to. Mutually exclusive with O(bridge).
-    type: str
-  mac:
-    description:
-      - MAC address of the NIC. Defaults to C(52:54:00) followed by three bytes of the SHA-256 of O(name).
-      - A MAC that another domain on the host uses is refused.
-    type: str
   domain_type:
     description:
       - libvirt domain type. Use V(qemu) (TCG emulation) where KVM is not usable. When creating and not
@@ -170,30 +115,6 @@ options:
     description:
       - Add the qemu guest agent channel (C(org.qemu.guest_agent.0)). When creating and not given, V(false).
     type: bool
-  nwfilter:
-    description:
-      - A libvirt network filter on the NIC (its C(<filterref>)), which the host applies to every frame the guest
-        sends or receives, whatever the guest does as root.
-      - V(clean-traffic), one of libvirt's stock filters, drops frames whose source MAC, IP or ARP data are not the
-        guest's own, and every non-IP, non-ARP frame. Nothing else about the guest's networking changes.
-      - When not given, an existing domain keeps the filter it has. An empty O(nwfilter.name) removes it.
-      - A running domain gets a changed filter at once (libvirt updates the NIC live); should libvirt refuse, the
-        module warns and the change waits for the next boot (RV(restart_required)).
-      - The filter must be defined on the host (C(virsh nwfilter-list)); the stock ones come with the package
-        C(libvirt-daemon-config-nwfilter).
-    type: dict
-    suboptions:
-      name:
-        description: Name of the filter, for example V(clean-traffic).
-        type: str
-        required: true
-      parameters:
-        description:
-          - "The filter's variables, name to a value or a list of values, for example C({IP: 198.51.100.21})."
-          - C(IP) defaults to the address of O(ip_address), so the filter does not have to learn it from the
-            guest's first packets.
-        type: dict
-        default: {}
   autostart:
     description:
       - Start the domain when the libvirt host boots. When creating and not given, V(false).
