@@ -19,11 +19,8 @@ description:
   - C(foundation.runners.sha256_checksum), C(sha256:) and 64 hex digits, as C(ansible.builtin.get_url) and
     C(foundation.runners.libvirt_cloudinit_vm) take a checksum.
   - C(foundation.runners.go_duration), a Go duration such as C(3h), C(90m) or C(1h30m).
-options:
-  _input:
-    description: The value to test.
-    type: raw
-    required: true
+extends_documentation_fragment:
+  - foundation.runners.jinja_test
 """
 
 EXAMPLES = r"""

@@ -14,11 +14,8 @@ description:
     both a guest's address (C(192.168.1.16/24)) and a subnet (C(192.168.1.0/24)) pass.
   - The other test of this file, C(foundation.runners.in_ipv4_subnet), is True when an address (with or without
     its prefix) lies in a subnet; with a prefix, the prefix must also be the subnet's.
-options:
-  _input:
-    description: The value to test.
-    type: raw
-    required: true
+extends_documentation_fragment:
+  - foundation.runners.jinja_test
 """
 
 EXAMPLES = r"""
