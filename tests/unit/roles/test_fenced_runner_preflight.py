@@ -25,7 +25,7 @@ PLAYBOOK = Path(__file__).resolve().parent / "fenced_runner" / "preflight.yml"
 HEX = "ab" * 32
 
 
-class _Forge(http.server.BaseHTTPRequestHandler):
+class _FakeForgeHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         body = json.dumps({"version": "1.27.3"}).encode()
         self.send_response(200 if self.path == "/api/v1/version" else 404)
@@ -40,7 +40,7 @@ class _Forge(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def forge_url() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Forge)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeForgeHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
