@@ -89,15 +89,21 @@ def test_inspect_image(tmp_path):
         libvirt_volumes.inspect_image(str(tmp_path / "missing"))
 
 
+# The fields of the domain that spec() describes, as domain_fields() reads them back.
+FIELDS = {
+    "domain_type": "kvm",
+    "vcpus": 2,
+    "memory_mib": 2048,
+    "interface_type": "bridge",
+    "interface_source": "br0",
+    "mac": "52:54:00:01:02:03",
+}
+
+
 def spec(**kw):
     base = {
         "name": "vm1",
-        "domain_type": "kvm",
-        "vcpus": 2,
-        "memory_mib": 2048,
-        "interface_type": "bridge",
-        "interface_source": "br0",
-        "mac": "52:54:00:01:02:03",
+        **FIELDS,
         "pool": "lab",
         "base_volume": "base-sha256-0011",
         "overlay_volume": "vm1.qcow2",
@@ -122,16 +128,7 @@ def test_render_domain_xml():
     assert meta.find(f"{{{libvirt_domain_xml.METADATA_NS}}}seed-volume").text == "vm1-seed.iso"
     assert meta.find(f"{{{libvirt_domain_xml.METADATA_NS}}}spec-hash").text.startswith("sha256:")
     fields = libvirt_domain_xml.domain_fields(libvirt_domain_xml.render_domain_xml(spec()))
-    assert fields == {
-        "domain_type": "kvm",
-        "vcpus": 2,
-        "memory_mib": 2048,
-        "interface_type": "bridge",
-        "interface_source": "br0",
-        "mac": "52:54:00:01:02:03",
-        "guest_agent": False,
-        "nwfilter": {"name": "", "parameters": {}},
-    }
+    assert fields == {**FIELDS, "guest_agent": False, "nwfilter": {"name": "", "parameters": {}}}
     agent = ET.fromstring(
         libvirt_domain_xml.render_domain_xml(spec(guest_agent=True, domain_type="qemu", seed_volume=None))
     )
