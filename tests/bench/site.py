@@ -7,7 +7,10 @@ Run:  .venv/bin/python tests/bench/site.py [--rounds N]   (or `make bench-site`)
    guest boot: the same VM size and image booted by libvirt_cloudinit_vm alone, to cloud-init's final
    stage (`cloud-init status --wait` over ssh). Printed as a ratio (goal: at most 1.15).
 2. The no-op re-run of site.yml, next to a facts-only play over the same hosts (the forge host, crunchy01
-   and the runner VM). Printed as a ratio (goal: at most 2).
+   and the runner VM). Printed as a ratio (goal: at most 2). The no-op run again with Ansible pipelining into
+   the VM off (fenced_runner_ssh_pipelining=false), and the cost of one trivial task on each kind of
+   connection (the forge host: local; crunchy01: nsenter; the VM: ssh with become, pipelining on and off),
+   from plays of 1 and of 21 tasks.
 3. Push-to-job-start of a `runs-on: fenced` job (N rounds): from the commit to the job's first log line.
 
 Prints every number and the load average before and after. Leaves the lab converged.
@@ -30,7 +33,7 @@ if Path(sys.prefix).resolve() != (REPO / ".venv").resolve() and VENV_PY.exists()
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "integration" / "e2e")]
 
 from lablib.forge import LabForge  # noqa: E402 (after the path set-up)
-from site_lab import Site, kvm_virsh, lab_from_nothing, vm  # noqa: E402
+from site_lab import Site, kvm_virsh, lab_from_nothing, site_env, vm  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 JOB = """on: push
@@ -46,14 +49,14 @@ def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def cold_site() -> tuple[float, Site]:
+def cold_site() -> tuple[float, Site, dict[str, str]]:
     env, _forge = lab_from_nothing()
     site = Site(env)
     site.store_forge_tokens()
     run = site.playbook("site.yml", label="bench-site-cold")
     if run.rc != 0:
         sys.exit(f"cold site.yml failed:\n{run.tail()}")
-    return run.seconds, site
+    return run.seconds, site, env
 
 
 def bare_boot(site: Site) -> float:
@@ -64,23 +67,57 @@ def bare_boot(site: Site) -> float:
     return float(started)
 
 
+def task_cost(site: Site, hosts: str, *options: str) -> float:
+    """Seconds one trivial task costs on the hosts' connection: (21 tasks - 1 task) / 20."""
+    seconds = []
+    for tasks in (1, 21):
+        run = site.playbook(
+            str(HERE / "task_cost.yml"), "-e", f"bench_hosts={hosts} bench_tasks={tasks}", *options,
+            label=f"bench-task-cost-{hosts}-{tasks}",
+        )  # fmt: skip
+        if run.rc:
+            sys.exit(f"task cost play on {hosts} failed:\n{run.tail()}")
+        seconds.append(run.seconds)
+    return (seconds[1] - seconds[0]) / 20
+
+
+def noop_rows(site: Site) -> None:
+    noop = site.playbook("site.yml", label="bench-site-noop")
+    facts = site.playbook(str(HERE / "facts_only.yml"), label="bench-facts-only")
+    plain = site.playbook("site.yml", "-e", "fenced_runner_ssh_pipelining=false", label="bench-site-noop-plain")
+    if noop.rc or facts.rc or plain.rc:
+        sys.exit(f"no-op or facts-only run failed:\n{noop.tail()}\n{facts.tail()}\n{plain.tail()}")
+    print(f"no-op site.yml: {noop.seconds:.1f} s (changed {noop.changed()}); facts-only play: {facts.seconds:.1f} s")
+    print(f"  ratio {noop.seconds / facts.seconds:.2f} (goal <= 2)")
+    print(f"no-op site.yml without pipelining into the VM: {plain.seconds:.1f} s (changed {plain.changed()})")
+    print(f"  ratio {plain.seconds / facts.seconds:.2f}")
+    costs = {
+        "forge host (local)": task_cost(site, "forges"),
+        "crunchy01 (nsenter)": task_cost(site, "kvm_hosts"),
+        "runner VM (ssh, become, pipelining)": task_cost(site, "fenced_runner_guests", "-e", "bench_become=true"),
+        "runner VM (ssh, become, no pipelining)": task_cost(
+            site, "fenced_runner_guests", "-e", "bench_become=true bench_pipelining=false"
+        ),
+    }
+    for name, cost in costs.items():
+        print(f"one trivial task on the {name}: {cost:.2f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--rounds", type=int, default=3, help="fenced jobs for push-to-start (default 3)")
+    parser.add_argument("--skip-cold", action="store_true", help="start from the converged lab (no cold rows)")
     args = parser.parse_args()
     print(f"load before: {load()}")
-    cold, site = cold_site()
-    env = site.env
-    bare = bare_boot(site)
-    print(f"cold site.yml to runner online: {cold:.1f} s; bare guest boot to cloud-init final: {bare:.1f} s")
-    print(f"  ratio {cold / bare:.2f} (goal <= 1.15)")
-
-    noop = site.playbook("site.yml", label="bench-site-noop")
-    facts = site.playbook(str(HERE / "facts_only.yml"), label="bench-facts-only")
-    if noop.rc or facts.rc:
-        sys.exit(f"no-op or facts-only run failed:\n{noop.tail()}\n{facts.tail()}")
-    print(f"no-op site.yml: {noop.seconds:.1f} s (changed {noop.changed()}); facts-only play: {facts.seconds:.1f} s")
-    print(f"  ratio {noop.seconds / facts.seconds:.2f} (goal <= 2)")
+    if args.skip_cold:
+        env = site_env()
+        site = Site(env)
+    else:
+        cold, site, env = cold_site()
+        bare = bare_boot(site)
+        print(f"cold site.yml to runner online: {cold:.1f} s; bare guest boot to cloud-init final: {bare:.1f} s")
+        print(f"  ratio {cold / bare:.2f} (goal <= 1.15)")
+    noop_rows(site)
 
     lab_forge = LabForge(env["FORGE_GITEA_URL"], env["FORGE_GITEA_TOKEN_OWNER"], env["FORGE_GITEA_TOKEN_WRITE_ADMIN"])
     repo = lab_forge.create_repo("bench-fenced")
