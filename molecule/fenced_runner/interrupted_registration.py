@@ -17,10 +17,10 @@ from pathlib import Path
 import requests
 
 PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
-sys.path.insert(0, str(PROJECT / "tests" / "integration"))
+sys.path.insert(0, str(PROJECT / "tests"))
 
-from interrupt import run_killed  # noqa: E402
-from lab_support import lab_env  # noqa: E402
+from lablib.interrupt import run_killed  # noqa: E402
+from lablib.shell import lab_env  # noqa: E402
 
 HOST = "fr-vm"
 NAME = "frmol-fenced-01"
