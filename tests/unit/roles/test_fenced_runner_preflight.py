@@ -176,7 +176,7 @@ def test_bad_input_stops_in_preflight(forge_url: str, changes: dict[str, Any], e
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert expected in output, output
-    assert "Create and start the runner VM" not in output, output
+    assert "TASK [foundation.runners.fenced_runner : Create and start" not in output, output
     assert "changed=0" in output, output
 
 
@@ -186,7 +186,7 @@ def test_forge_not_answering(forge_url: str) -> None:
     assert result.returncode != 0, output
     assert "does not answer GET /api/v1/version" in output, output
     assert "frtest-not-a-real-token" not in output, output
-    assert "Create and start the runner VM" not in output, output
+    assert "TASK [foundation.runners.fenced_runner : Create and start" not in output, output
 
 
 def test_valid_inputs_pass_preflight(forge_url: str) -> None:
