@@ -367,6 +367,47 @@ def test_08_cutover_from_runner_01(lab):
     print(f"cutover {OLD_VM} -> {VM} in {run.seconds:.0f} s: one runner online, no {OLD_VM} domain or volume")
 
 
+REPLACEMENT, REPLACEMENT_IP = "runner-04", "198.51.100.34"
+# Each step: the VM made, its address, the VM it retires, the log's label.
+REPLACEMENTS = ((REPLACEMENT, REPLACEMENT_IP, VM, "08b-replace-build"), (VM, VM_IP, REPLACEMENT, "08b-replace-back"))
+
+
+def _replace(site: Site, forge: LabForge, step: tuple[str, str, str, str]) -> float:
+    """site.yml with crunchy01's one VM swapped for another on the prepared base, retiring the one it had."""
+    new, ip, old, label = step
+    entry = {"name": new, "vcpus": 2, "memory": "1536MiB", "disk_size": "8GiB", "ip_address": f"{ip}/24"}
+    extra = json.dumps({"fenced_runner_base_image": "prepared", "fenced_vms": [{**entry, "retire": [old]}]})
+    run = site.playbook("site.yml", "-e", extra, label=label)
+    assert run.rc == 0, run.tail()
+    assert [r["name"] for r in forge.runners() if r["name"] in (new, old)] == [new]
+    assert kvm_virsh("list", "--all", "--name").split() == [new]
+    return run.seconds
+
+
+def test_08b_the_vm_is_replaced_on_the_prepared_base(lab, repo):
+    """A runner VM replaced: the first replacement builds the host's prepared base (a builder VM), the second starts
+    on it and only checks what it holds; a job runs green in each new VM, which has its own identities."""
+    env, site, forge = lab.env, lab.site, lab.forge
+    key = env["LAB_VM_SSH_KEY"]
+    ids = {}
+    for new, ip, old, label in REPLACEMENTS:
+        TIMINGS[label] = _replace(site, forge, (new, ip, old, label))
+        volumes = kvm_virsh("vol-list", "images").split()
+        bases = [v for v in volumes if v.startswith("fenced-base-")]
+        assert len(bases) == 1 and not [v for v in volumes if "builder" in v], volumes
+        hostname, machine_id = vm("hostname; cat /etc/machine-id", key, ip=ip).stdout.split()
+        assert hostname == new, hostname
+        ids[new] = (machine_id, vm("cat /etc/ssh/ssh_host_ed25519_key.pub", key, ip=ip).stdout.split()[1])
+        run = repo.wait_run(push_probe(repo, f"replaced-{new}"), timeout=600)
+        assert run.conclusion == "success", run.log
+        assert probe(run)["kernel"] == vm("uname -r", key, ip=ip).stdout.strip(), run.log
+    assert ids[REPLACEMENT][0] != ids[VM][0] and ids[REPLACEMENT][1] != ids[VM][1], ids
+    print(
+        f"replaced {VM} by {REPLACEMENT} with the base build in {TIMINGS['08b-replace-build']:.0f} s, and back on the"
+        f" base in {TIMINGS['08b-replace-back']:.0f} s; jobs green in both, machine ids and host keys their own"
+    )
+
+
 BAD_INPUTS = [
     ("ip-outside-subnet", {"fenced_runner_ip_address": "203.0.113.9/24"}, "is outside the subnet"),
     ("unknown-label-scheme", {"fenced_runner_labels": ["fenced:podman://x"]}, "labels of an unknown form"),
