@@ -22,8 +22,10 @@ Prints every number and the load average before and after. Leaves the lab conver
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -102,8 +104,28 @@ def task_cost(site: Site, hosts: str, *options: str) -> float:
     return (seconds[1] - seconds[0]) / 20
 
 
+PROFILE = {
+    "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
+    "PROFILE_TASKS_SORT_ORDER": "descending",
+    "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "12",
+}
+PROFILE_LINE = re.compile(r"^(.+?) -{3,} (\d+\.\d+)s$", re.M)
+EXECUTION = re.compile(r"^(?:ok|changed): \[([^\]\s]+)(?: -> ([^\](]+))?", re.M)
+
+
+def where_the_time_goes(output: str) -> None:
+    """Task executions per connection (a skipped task costs no round trip) and the slowest tasks, from the
+    no-op run's output with ansible.posix.profile_tasks."""
+    places = collections.Counter()
+    for host, delegate in EXECUTION.findall(output):
+        places[delegate or host] += 1
+    print("  task executions: " + ", ".join(f"{where} {count}" for where, count in places.most_common()))
+    for name, seconds in PROFILE_LINE.findall(output)[:8]:
+        print(f"  {float(seconds):6.2f} s  {name.strip()[:100]}")
+
+
 def noop_rows(site: Site, options: list[str]) -> None:
-    noop = site.playbook("site.yml", *options, label="bench-site-noop")
+    noop = site.playbook("site.yml", *options, label="bench-site-noop", extra_env=PROFILE)
     facts = site.playbook(str(HERE / "facts_only.yml"), label="bench-facts-only")
     plain = site.playbook(
         "site.yml", *options, "-e", "fenced_runner_ssh_pipelining=false", label="bench-site-noop-plain"
@@ -112,6 +134,7 @@ def noop_rows(site: Site, options: list[str]) -> None:
         sys.exit(f"no-op or facts-only run failed:\n{noop.tail()}\n{facts.tail()}\n{plain.tail()}")
     print(f"no-op site.yml: {noop.seconds:.1f} s (changed {noop.changed()}); facts-only play: {facts.seconds:.1f} s")
     print(f"  ratio {noop.seconds / facts.seconds:.2f} (goal <= 2)")
+    where_the_time_goes(noop.output)
     print(f"no-op site.yml without pipelining into the VM: {plain.seconds:.1f} s (changed {plain.changed()})")
     print(f"  ratio {plain.seconds / facts.seconds:.2f}")
     costs = {
