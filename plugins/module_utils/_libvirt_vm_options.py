@@ -16,43 +16,14 @@ from ansible_collections.foundation.runners.plugins.module_utils._libvirt_api im
 NAME_RE = input_forms.VM_NAME_RE
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 CHECKSUM_RE = input_forms.SHA256_CHECKSUM_RE
-_UNITS = {
-    "": None,
-    "b": 1,
-    "k": 1024,
-    "kib": 1024,
-    "m": 1024**2,
-    "mib": 1024**2,
-    "g": 1024**3,
-    "gib": 1024**3,
-    "t": 1024**4,
-    "tib": 1024**4,
-}
 
 
 def parse_size(value: Any, default_unit: str, what: str) -> int:
-    """Parse ``2048``, ``"2GiB"``, ``"512MiB"`` and the like into bytes.
-
-    A bare number is in ``default_unit`` (``MiB`` for memory, ``GiB`` for disks). Only binary
-    units are accepted, so ``GB`` versus ``GiB`` can never be confused.
-    """
-    if isinstance(value, bool):
-        raise LibvirtVmError(f"{what} {value!r} is not a size")
-    if isinstance(value, int):
-        number, unit = value, ""
-    else:
-        m = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]*)\s*", str(value))
-        if not m or m.group(2).lower() not in _UNITS:
-            raise LibvirtVmError(
-                f"{what} {value!r} is not a valid size: use an integer ({default_unit}) or a number with "
-                "one of the units B, KiB, MiB, GiB, TiB (e.g. 2GiB, 512MiB)"
-            )
-        number, unit = int(m.group(1)), m.group(2).lower()
-    factor = _UNITS[unit] or _UNITS[default_unit.lower()]
-    size = number * factor
-    if size <= 0:
-        raise LibvirtVmError(f"{what} {value!r} must be greater than zero")
-    return size
+    """Parse ``2048``, ``"2GiB"``, ``"512MiB"`` and the like into bytes (see _input_forms.size_bytes)."""
+    try:
+        return input_forms.size_bytes(value, default_unit)
+    except ValueError as exc:
+        raise LibvirtVmError(f"{what} {value!r} {exc}") from None
 
 
 def validate_name(name: str) -> None:
