@@ -37,7 +37,8 @@ if Path(sys.prefix).resolve() != (REPO / ".venv").resolve() and VENV_PY.exists()
     os.execv(str(VENV_PY), [str(VENV_PY), __file__, *sys.argv[1:]])
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "integration" / "e2e")]
 
-from lablib.forge import LabForge  # noqa: E402 (after the path set-up)
+from lablib.ansible import PlaybookRun  # noqa: E402 (after the path set-up)
+from lablib.forge import LabForge  # noqa: E402
 from site_lab import Site, kvm_virsh, lab_from_nothing, site_env, vm  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -131,17 +132,14 @@ PROFILE = {
     "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "12",
 }
 PROFILE_LINE = re.compile(r"^(.+?) -{3,} (\d+\.\d+)s$", re.M)
-EXECUTION = re.compile(r"^(?:ok|changed): \[([^\]\s]+)(?: -> ([^\](]+))?", re.M)
 
 
-def where_the_time_goes(output: str) -> None:
+def where_the_time_goes(run: PlaybookRun) -> None:
     """Task executions per connection (a skipped task costs no round trip) and the slowest tasks, from the
     no-op run's output with ansible.posix.profile_tasks."""
-    places = collections.Counter()
-    for host, delegate in EXECUTION.findall(output):
-        places[delegate or host] += 1
+    places = collections.Counter(where for _task, where in run.executions())
     print("  task executions: " + ", ".join(f"{where} {count}" for where, count in places.most_common()))
-    for name, seconds in PROFILE_LINE.findall(output)[:8]:
+    for name, seconds in PROFILE_LINE.findall(run.output)[:8]:
         print(f"  {float(seconds):6.2f} s  {name.strip()[:100]}")
 
 
@@ -155,7 +153,7 @@ def noop_rows(site: Site, options: list[str]) -> None:
         sys.exit(f"no-op or facts-only run failed:\n{noop.tail()}\n{facts.tail()}\n{plain.tail()}")
     print(f"no-op site.yml: {noop.seconds:.1f} s (changed {noop.changed()}); facts-only play: {facts.seconds:.1f} s")
     print(f"  ratio {noop.seconds / facts.seconds:.2f} (goal <= 2)")
-    where_the_time_goes(noop.output)
+    where_the_time_goes(noop)
     print(f"no-op site.yml without pipelining into the VM: {plain.seconds:.1f} s (changed {plain.changed()})")
     print(f"  ratio {plain.seconds / facts.seconds:.2f}")
     costs = {

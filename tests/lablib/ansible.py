@@ -19,6 +19,11 @@ from lablib.shell import ROOT
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
+# A task's header, and a result line of it that ran (a skipped task costs no round trip): host, delegate.
+TASK = re.compile(r"^TASK \[(?:[\w.]+ : )?(.+?)\] \**$")
+EXECUTION = re.compile(r"^(?:ok|changed): \[([^\]\s]+)(?: -> ([^\](]+))?")
+
+
 def recap(output: str) -> dict[str, dict[str, int]]:
     """The counts of each host in a run's PLAY RECAP."""
     return {
@@ -35,6 +40,16 @@ class PlaybookRun:
 
     def recap(self) -> dict[str, dict[str, int]]:
         return recap(self.output)
+
+    def executions(self) -> list[tuple[str, str]]:
+        """Each task result that ran, as (task name without its role, host or delegate it ran on)."""
+        found, task = [], ""
+        for line in self.output.splitlines():
+            if header := TASK.match(line):
+                task = header[1]
+            elif result := EXECUTION.match(line):
+                found.append((task, result[2] or result[1]))
+        return found
 
     def changed(self) -> dict[str, int]:
         return {host: counts["changed"] for host, counts in self.recap().items()}

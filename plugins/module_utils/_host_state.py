@@ -1,0 +1,130 @@
+# Copyright: (c) foundation.runners contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private to foundation.runners: reads whether files, packages, users and Docker images are as declared."""
+
+from __future__ import annotations
+
+import grp
+import hashlib
+import os
+import pwd
+import re
+import stat
+from typing import Any, Callable
+
+RunCommand = Callable[..., tuple]
+SHADOW = "/etc/shadow"
+
+
+def parse_checksum(value: str) -> tuple[str, str]:
+    """'sha256:<hex>' -> ('sha256', '<hex>'), as get_url takes it."""
+    match = re.fullmatch(r"(sha1:[0-9a-fA-F]{40}|sha256:[0-9a-fA-F]{64})", value)
+    if not match:
+        raise ValueError(f"checksum {value!r} is not sha1:<40 hex digits> or sha256:<64 hex digits>")
+    algorithm, digest = value.split(":")
+    return algorithm, digest.lower()
+
+
+def _digest(path: str, algorithm: str) -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _name_of(table: Callable[[int], Any], number: int) -> str:
+    try:
+        return table(number)[0]
+    except KeyError:
+        return str(number)
+
+
+def file_state(spec: dict[str, Any]) -> dict[str, Any]:
+    """What a file task would find: exists, type, owner, group, mode, and the differences from spec."""
+    path, want = spec["path"], spec.get("state") or "file"
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return {"exists": False, "differences": [] if want == "absent" else ["missing"]}
+    kind = "directory" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode) else "other"
+    found = {
+        "exists": True,
+        "type": kind,
+        "owner": _name_of(pwd.getpwuid, st.st_uid),
+        "group": _name_of(grp.getgrgid, st.st_gid),
+        "mode": f"{stat.S_IMODE(st.st_mode):04o}",
+    }
+    if want == "absent":
+        return {**found, "differences": ["present"]}
+    differences = [] if kind == want else [f"a {kind}, not a {want}"]
+    for key in ("owner", "group"):
+        if spec.get(key) and spec[key] != found[key]:
+            differences.append(f"{key} {found[key]}, not {spec[key]}")
+    if spec.get("mode") and int(spec["mode"], 8) != int(found["mode"], 8):
+        differences.append(f"mode {found['mode']}, not {spec['mode']}")
+    if spec.get("checksum") and kind == "file":
+        algorithm, digest = parse_checksum(spec["checksum"])
+        if _digest(path, algorithm) != digest:
+            differences.append("content differs")
+    return {**found, "differences": differences}
+
+
+def _shadow_field(name: str) -> str | None:
+    """The password field of name in /etc/shadow (read as root), None where it cannot be read."""
+    try:
+        with open(SHADOW, encoding="utf-8") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if fields[0] == name and len(fields) > 1:
+                    return fields[1]
+    except OSError:
+        return None
+    return None
+
+
+def user_state(spec: dict[str, Any]) -> dict[str, Any]:
+    """What a user task would find: home, shell, groups, whether the password is locked, and the differences."""
+    name = spec["name"]
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return {"exists": False, "differences": ["missing"]}
+    groups = sorted(g.gr_name for g in grp.getgrall() if name in g.gr_mem)
+    primary = _name_of(grp.getgrgid, entry.pw_gid)
+    password = _shadow_field(name)
+    found = {
+        "exists": True,
+        "home": entry.pw_dir,
+        "shell": entry.pw_shell,
+        "groups": groups,
+        "password_locked": password is not None and password.startswith("!"),
+    }
+    differences = [
+        f"{key} {found[key]}, not {spec[key]}" for key in ("home", "shell") if spec.get(key) and spec[key] != found[key]
+    ]
+    lacking = [g for g in spec.get("groups") or [] if g not in groups and g != primary]
+    if lacking:
+        differences.append(f"not in {', '.join(lacking)}")
+    if spec.get("password_locked") is not None and spec["password_locked"] != found["password_locked"]:
+        differences.append("password " + ("not locked" if spec["password_locked"] else "locked"))
+    return {**found, "differences": differences}
+
+
+def package_installed(run_command: RunCommand, name: str) -> bool:
+    rc, out, _err = run_command(["dpkg-query", "-W", "-f", "${db:Status-Status}", name])
+    return rc == 0 and out.strip() == "installed"
+
+
+def docker_image_id(run_command: RunCommand, docker: str, name: str) -> str | None:
+    """The image's id in the local engine, None when it is not there (or the engine does not answer)."""
+    rc, out, _err = run_command([docker, "image", "inspect", "--format", "{{.Id}}", name])
+    return out.strip() if rc == 0 and out.strip() else None
+
+
+def read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
