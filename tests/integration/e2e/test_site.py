@@ -284,6 +284,19 @@ def test_04_fresh_controller_same_identity(lab, spread, tmp_path):
     print(f"fresh controller: one record, id {after[0]['id']}, uuid {uuid_after}, changed=0, no file left in the clone")
 
 
+def test_04b_status_shows_the_fleet_and_changes_nothing(lab):
+    """playbooks/status.yml reads the fleet and prints one table: runner-02's row carries its forge record, and
+    crunchy01's line its bridge rule and timer. In check mode it prints the same and changes nothing."""
+    [record] = lab.forge.named(VM)
+    row = re.compile(rf'"crunchy01 +vm +{VM} +running +{record["id"]} +(idle|active) +\S+ +fenced')
+    runs = [lab.site.playbook("status.yml", *mode, label="04b-status" + "".join(mode)) for mode in ([], ["--check"])]
+    for run in runs:
+        assert run.rc == 0 and set(run.changed().values()) == {0}, run.tail()
+        assert row.search(run.output), run.tail()
+        assert '"crunchy01: libvirt ok; bridge rule present, timer active; watchdog: not installed"' in run.output
+    print(f"status: {runs[0].seconds:.0f} s, in check mode {runs[1].seconds:.0f} s; runner-02 is id {record['id']}")
+
+
 def test_05_jobs_survive_the_flushes(spread):
     runs = spread.runs()
     took = time.time() - spread.since

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -320,6 +321,17 @@ def test_12_strict_standby_in_a_vm_on_brix02(lab, replica):
         failback = time.monotonic() - restored
         TIMINGS.update(failover=latency, failback=failback)
         assert latency <= 90, f"the standby took the job {latency:.0f} s after the primary was lost"
+
+        # The status view of the whole replica, in check mode: both VMs, the heavy pods, brix02's watchdog.
+        status = replica.playbook("status.yml", "--check", label="12-status")
+        TIMINGS["status"] = status.seconds
+        assert status.rc == 0 and set(status.changed().values()) == {0}, status.tail()
+        for host_name, kind, name in [("crunchy01", "vm", VM), ("brix02", "vm", STANDBY), ("crunchy01", "pod", "")]:
+            assert re.search(rf'"{host_name} +{kind} +{name}\S* +.+ +\d+ +(idle|active|offline) ', status.output), (
+                name or kind,
+                status.tail(),
+            )
+        assert re.search(r'"brix02: libvirt ok; bridge [^;]+; watchdog: standby: stopped', status.output), status.tail()
 
         ha = failover(replica, "ha", label="12-failover-ha")
         TIMINGS["ha"] = ha.seconds

@@ -1,4 +1,4 @@
-"""Every role's meta/argument_specs.yml mirrors its defaults/main.yml key for key."""
+"""Every role's meta/argument_specs.yml (all its entry points together) mirrors its defaults/main.yml key for key."""
 
 from __future__ import annotations
 
@@ -38,9 +38,13 @@ def _options(role: str) -> dict[str, Any]:
     path = ROLES_DIR / role / "meta" / "argument_specs.yml"
     assert path.is_file(), f"{role}: meta/argument_specs.yml is missing"
     specs = _load(path) or {}
-    main = specs.get("argument_specs", {}).get("main")
-    assert main is not None, f"{role}: meta/argument_specs.yml has no argument_specs.main"
-    return main.get("options") or {}
+    entry_points = specs.get("argument_specs", {})
+    assert "main" in entry_points, f"{role}: meta/argument_specs.yml has no argument_specs.main"
+    # A role with several entry points (tasks_from) declares each default in one of them.
+    options: dict[str, Any] = {}
+    for entry_point in entry_points.values():
+        options.update((entry_point or {}).get("options") or {})
+    return options
 
 
 def test_roles_found() -> None:
