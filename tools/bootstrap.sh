@@ -24,6 +24,8 @@ APT_PACKAGES=(
   openssl
   # lint of the lab scripts
   shellcheck
+  # promtool, for the unit tests of monitoring/'s alerting rules (Debian's package; its service is not used)
+  prometheus
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
