@@ -18,10 +18,13 @@ import tempfile
 import time
 import typing as t
 
+from ansible_collections.foundation.runners.plugins.module_utils import _metrics_textfile as textfile
 from ansible_collections.foundation.runners.plugins.module_utils._forgejo_client import ForgejoClient
 from ansible_collections.foundation.runners.plugins.module_utils._watchdog_forge_signal import observe
 from ansible_collections.foundation.runners.plugins.module_utils._watchdog_policy import (
     FORGE_ERROR,
+    PRIMARY_OFFLINE,
+    PRIMARY_ONLINE,
     Decision,
     Settings,
     State,
@@ -124,6 +127,42 @@ def _reconcile(state: State, unit: Unit, decision: Decision, busy: bool) -> Deci
     return decision
 
 
+WATCHDOG_STATES = ("standby", "active", "holding_on_forge_error")
+ACTIONS = ("start", "stop", "hold")
+
+
+def metrics(state: State, decision: Decision, now: float) -> list[textfile.Metric]:
+    """What node_exporter's textfile collector shows of the watchdog after a poll."""
+    last = state.history[0] if state.history else {}
+    if last.get("primary") == FORGE_ERROR:
+        current = "holding_on_forge_error"
+    else:
+        current = "active" if state.standby == "running" else "standby"
+    prefix = "foundation_runners_watchdog_"
+    found = [
+        textfile.Metric(prefix + "standby_running", "1 while the watchdog keeps the standby runner running.").add(
+            1 if state.standby == "running" else 0
+        ),
+        textfile.Metric(prefix + "state", "The watchdog's state: 1 for the current one."),
+        textfile.Metric(prefix + "last_decision", "The last poll's decision: 1 for the one taken."),
+        textfile.Metric(prefix + "last_poll_timestamp_seconds", "When the watchdog last polled the forge.").add(now),
+        textfile.Metric(prefix + "last_change_timestamp_seconds", "When the standby was last started or stopped.").add(
+            state.changed_at
+        ),
+    ]
+    for name in WATCHDOG_STATES:
+        found[1].add(1 if name == current else 0, state=name)
+    for action in ACTIONS:
+        found[2].add(1 if action == decision.action else 0, action=action)
+    if last.get("primary") in (PRIMARY_ONLINE, PRIMARY_OFFLINE):
+        found.append(
+            textfile.Metric(prefix + "primary_online", "Whether the last poll saw the primary runner online.").add(
+                1 if last["primary"] == PRIMARY_ONLINE else 0
+            )
+        )
+    return found
+
+
 def _read_token(path: str) -> str:
     with open(path, encoding="utf-8") as handle:
         return handle.read().strip()
@@ -150,6 +189,11 @@ def main(argv: list[str] | None = None, clock: t.Callable[[], float] = time.time
         return 1
     save_state(config["state_file"], state)
     _say(sys.stdout, f"{decision.action}: {decision.reason}")
+    if config.get("textfile_dir"):
+        try:
+            textfile.write(config["textfile_dir"], "watchdog", metrics(state, decision, clock()), clock())
+        except OSError as exc:
+            _say(sys.stderr, f"watchdog: metrics not written to {config['textfile_dir']}: {exc}")
     return code
 
 

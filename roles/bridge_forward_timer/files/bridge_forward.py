@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 
 BACKENDS = ("nft", "legacy")
 FAMILIES = {"ipv4": "iptables", "ipv6": "ip6tables"}
@@ -22,6 +23,9 @@ LEGACY_TABLES = {"ipv4": "/proc/net/ip_tables_names", "ipv6": "/proc/net/ip6_tab
 KUBE_CHAIN = re.compile(r"^:KUBE-", re.MULTILINE)
 FORWARD_DROP = re.compile(r"^:FORWARD DROP\b", re.MULTILINE)
 MAX_DELETIONS = 100
+# The collection's textfile writer (plugins/module_utils/_metrics_textfile.py), installed beside this script.
+TEXTFILE_HELPER = "foundation_runners_textfile"
+METRICS = "foundation-runners-bridge.prom"
 
 
 class CommandError(Exception):
@@ -140,7 +144,55 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--backend", choices=("auto", *BACKENDS), default="auto")
     parser.add_argument("--remove", action="store_true", help="delete the rule instead")
     parser.add_argument("--dry-run", action="store_true", help="change nothing, say what would change")
+    parser.add_argument("--textfile-dir", help="write the rule's metrics for node_exporter's textfile collector here")
     return parser.parse_args(argv)
+
+
+def previous_repairs(path: str) -> tuple[float, float]:
+    """The repair count and the last repair's time from this script's previous metrics file (0, 0 if none)."""
+    found = {
+        "foundation_runners_bridge_rule_repairs_total": 0.0,
+        "foundation_runners_bridge_rule_last_repair_timestamp_seconds": 0.0,
+    }
+    try:
+        with open(path, encoding="utf-8") as stream:
+            for line in stream:
+                name, space, value = line.strip().partition(" ")
+                if space and name in found:
+                    found[name] = float(value)
+    except (OSError, ValueError):
+        pass
+    return found["foundation_runners_bridge_rule_repairs_total"], found[
+        "foundation_runners_bridge_rule_last_repair_timestamp_seconds"
+    ]
+
+
+def write_metrics(directory: str, present: bool, repaired: bool, now: float) -> None:
+    """The rule's state for Prometheus: present after this run, repairs so far, the last repair's time."""
+    sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+    textfile = __import__(TEXTFILE_HELPER)
+    repairs, last = previous_repairs(os.path.join(directory, METRICS))
+    if repaired:
+        repairs, last = repairs + 1, now
+    metric = textfile.Metric
+    textfile.write(
+        directory,
+        "bridge",
+        [
+            metric(
+                "foundation_runners_bridge_rule_present", "1 when the bridge rule was in place after the last run."
+            ).add(1 if present else 0),
+            metric(
+                "foundation_runners_bridge_rule_repairs_total",
+                "Runs that found the rule missing and put it back.",
+                "counter",
+            ).add(repairs),
+            metric(
+                "foundation_runners_bridge_rule_last_repair_timestamp_seconds", "When the rule was last put back."
+            ).add(last),
+        ],
+        now,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,12 +209,23 @@ def main(argv: list[str] | None = None) -> int:
                         changed.append(f"{command} FORWARD {' '.join(rule)}")
     except (CommandError, OSError) as exc:
         print(f"bridge-forward: {exc}", file=sys.stderr)
+        report(args, present=False, repaired=False)
         return 1
+    report(args, present=not args.remove, repaired=bool(changed) and not args.remove)
     if changed:
         verbs = {(False, False): "inserted at 1", (True, False): "deleted"}
         verb = verbs.get((args.remove, args.dry_run), "would delete" if args.remove else "would insert at 1")
         print(f"bridge-forward: {verb}: {'; '.join(changed)}", flush=True)
     return 0
+
+
+def report(args: argparse.Namespace, present: bool, repaired: bool) -> None:
+    if not args.textfile_dir or args.dry_run:
+        return
+    try:
+        write_metrics(args.textfile_dir, present, repaired, time.time())
+    except OSError as exc:
+        print(f"bridge-forward: metrics not written to {args.textfile_dir}: {exc}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from site_lab import ONLINE, TIMINGS, VM, Site, host, kvm_virsh, probe, push_pro
 BRIX, BRIX_IP = "brix", "198.51.100.35"  # brix02's lab container
 STANDBY, STANDBY_IP = "runner-03", "198.51.100.36"  # its standby VM (failover.yml -l brix02)
 STALE = "crunchy-runner"
+TEXTFILES = "/var/lib/prometheus/node-exporter"
 HEAVY_NAMESPACE, HEAVY_PREFIX = "forgejo-heavy", "heavy-runner"
 CRUNCHY_NODE = "frlab-k8s-crunchy01"
 METADATA = "https://foundation.runners/libvirt_cloudinit_vm/1"
@@ -332,6 +333,12 @@ def test_12_strict_standby_in_a_vm_on_brix02(lab, replica):
                 status.tail(),
             )
         assert re.search(r'"brix02: libvirt ok; bridge [^;]+; watchdog: standby: stopped', status.output), status.tail()
+        # The metrics for node_exporter's textfile collector (monitoring/README.md), on in the replica as in production.
+        watchdog = host("cat", f"{TEXTFILES}/foundation-runners-watchdog.prom", name=BRIX).stdout
+        assert 'foundation_runners_watchdog_state{state="standby"} 1' in watchdog, watchdog
+        assert "foundation_runners_watchdog_primary_online 1" in watchdog, watchdog
+        bridge = host("cat", f"{TEXTFILES}/foundation-runners-bridge.prom").stdout
+        assert "foundation_runners_bridge_rule_present 1" in bridge, bridge
 
         ha = failover(replica, "ha", label="12-failover-ha")
         TIMINGS["ha"] = ha.seconds

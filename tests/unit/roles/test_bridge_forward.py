@@ -193,3 +193,66 @@ def test_removal_acts_on_every_backend_in_use(monkeypatch: pytest.MonkeyPatch) -
     assert bf.backends_for("ipv4", "auto", every=True) == ["nft", "legacy"]
     monkeypatch.setattr(bf, "read_rulesets", lambda family: {"nft": "", "legacy": None})
     assert bf.backends_for("ipv4", "auto", every=True) == ["nft"]
+
+
+def installed(tmp_path: Path) -> ModuleType:
+    """The script and the textfile writer beside it, as the role installs them."""
+    (tmp_path / "bin").mkdir()
+    script = tmp_path / "bin" / "libvirt-bridge-forward.py"
+    script.write_text(SCRIPT.read_text())
+    helper = SCRIPT.parents[3] / "plugins" / "module_utils" / "_metrics_textfile.py"
+    (tmp_path / "bin" / "foundation_runners_textfile.py").write_text(helper.read_text())
+    spec = importlib.util.spec_from_file_location("bridge_forward_installed", script)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def samples(path: Path) -> dict[str, float]:
+    lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in lines}
+
+
+def test_metrics_count_repairs_across_runs(tmp_path):
+    script = installed(tmp_path)
+    metrics = tmp_path / "textfile"
+    metrics.mkdir()
+    script.write_metrics(str(metrics), present=True, repaired=False, now=100)
+    script.write_metrics(str(metrics), present=True, repaired=True, now=160)
+    script.write_metrics(str(metrics), present=True, repaired=True, now=220)
+    script.write_metrics(str(metrics), present=True, repaired=False, now=280)
+    seen = samples(metrics / "foundation-runners-bridge.prom")
+    assert seen["foundation_runners_bridge_rule_repairs_total"] == 2
+    assert seen["foundation_runners_bridge_rule_last_repair_timestamp_seconds"] == 220
+    assert seen["foundation_runners_bridge_rule_present"] == 1
+    assert seen['foundation_runners_metrics_written_timestamp_seconds{writer="bridge"}'] == 280
+
+
+def test_main_reports_a_repair_and_a_failure(tmp_path, monkeypatch):
+    script = installed(tmp_path)
+    metrics = tmp_path / "textfile"
+    metrics.mkdir()
+    monkeypatch.setattr(script, "backends_for", lambda *a, **k: ["nft"])
+    monkeypatch.setattr(script, "ensure", lambda *a: True)
+    assert script.main(["--textfile-dir", str(metrics)]) == 0
+    assert samples(metrics / "foundation-runners-bridge.prom")["foundation_runners_bridge_rule_repairs_total"] == 1
+
+    def broken(*_args):
+        raise script.CommandError("iptables-nft -w -I FORWARD 1 failed: [4] locked")
+
+    monkeypatch.setattr(script, "ensure", broken)
+    assert script.main(["--textfile-dir", str(metrics)]) == 1
+    seen = samples(metrics / "foundation-runners-bridge.prom")
+    assert (
+        seen["foundation_runners_bridge_rule_present"] == 0
+        and seen["foundation_runners_bridge_rule_repairs_total"] == 1
+    )
+
+
+def test_a_dry_run_writes_no_metrics(tmp_path, monkeypatch):
+    script = installed(tmp_path)
+    monkeypatch.setattr(script, "backends_for", lambda *a, **k: ["nft"])
+    monkeypatch.setattr(script, "ensure", lambda *a: True)
+    assert script.main(["--dry-run", "--textfile-dir", str(tmp_path)]) == 0
+    assert not (tmp_path / "foundation-runners-bridge.prom").exists()

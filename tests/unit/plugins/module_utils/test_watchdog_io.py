@@ -135,3 +135,59 @@ def test_the_installed_program_runs_without_ansible(tmp_path):
     proc = subprocess.run([python, "-I", str(program), "--help"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "usage" in proc.stdout
+
+
+def metrics_of(path: Path) -> dict[str, float]:
+    """The samples of a .prom file: 'name{labels}' -> value."""
+    lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in lines}
+
+
+def with_textfile(config: str, directory: Path) -> None:
+    data = json.loads(Path(config).read_text())
+    Path(config).write_text(json.dumps({**data, "textfile_dir": str(directory)}))
+
+
+def test_each_poll_writes_the_state_and_decision_for_node_exporter(setup, tmp_path):
+    _forge, primary, config, _state_file = setup
+    textfiles = tmp_path / "textfile"
+    textfiles.mkdir()
+    with_textfile(config, textfiles)
+    unit = Systemctl()
+    run(config, 100, unit)
+    path = textfiles / "foundation-runners-watchdog.prom"
+    seen = metrics_of(path)
+    assert seen["foundation_runners_watchdog_standby_running"] == 0
+    assert seen['foundation_runners_watchdog_state{state="standby"}'] == 1
+    assert seen['foundation_runners_watchdog_last_decision{action="hold"}'] == 1
+    assert seen["foundation_runners_watchdog_primary_online"] == 1
+    assert seen['foundation_runners_metrics_written_timestamp_seconds{writer="watchdog"}'] == 100
+    primary["status"] = "offline"
+    run(config, 110, unit)
+    run(config, 120, unit)
+    seen = metrics_of(path)
+    assert seen["foundation_runners_watchdog_standby_running"] == 1
+    assert seen['foundation_runners_watchdog_state{state="active"}'] == 1
+    assert seen['foundation_runners_watchdog_state{state="standby"}'] == 0
+    assert seen['foundation_runners_watchdog_last_decision{action="start"}'] == 1
+    assert seen["foundation_runners_watchdog_last_change_timestamp_seconds"] == 120
+    assert seen["foundation_runners_watchdog_primary_online"] == 0
+    assert oct(path.stat().st_mode & 0o777) == "0o644" and sorted(p.name for p in textfiles.iterdir()) == [path.name]
+
+
+def test_a_forge_error_shows_as_holding(setup, tmp_path):
+    forge, _primary, config, _state_file = setup
+    with_textfile(config, tmp_path)
+    forge.fail_next = [502]
+    run(config, 100, Systemctl())
+    seen = metrics_of(tmp_path / "foundation-runners-watchdog.prom")
+    assert seen['foundation_runners_watchdog_state{state="holding_on_forge_error"}'] == 1
+    assert "foundation_runners_watchdog_primary_online" not in seen
+
+
+def test_an_unwritable_textfile_directory_is_reported_and_the_poll_stands(setup, tmp_path, capsys):
+    _forge, _primary, config, state_file = setup
+    with_textfile(config, tmp_path / "missing")
+    assert run(config, 100, Systemctl()) == 0
+    assert "watchdog: metrics not written to" in capsys.readouterr().err
+    assert json.loads(state_file.read_text())["history"]
