@@ -26,6 +26,8 @@ from ansible_collections.foundation.runners.plugins.module_utils._watchdog_polic
 # Forgejo 15 moved the admin jobs listing under /admin/actions; 11 to 14 have it at /admin/runners/jobs.
 JOBS_PATH_V15 = "/admin/actions/runners/jobs"
 JOBS_PATH_V11 = "/admin/runners/jobs"
+# Gitea (the lab's stand-in) lists jobs under /admin/actions/jobs, "queued" while they wait, with their labels.
+JOBS_PATH_GITEA = "/admin/actions/jobs"
 
 
 def observe(client: ForgejoClient, config: dict[str, t.Any], state: State, now: float) -> Observation:
@@ -60,11 +62,20 @@ def find_runner(runners: list[dict[str, t.Any]], uuid: str | None, runner_id: in
     return None
 
 
+def waiting_job_ids(client: ForgejoClient, labels: str) -> list[str]:
+    """The ids of the jobs waiting for a runner with these labels (comma-separated), from the admin jobs listing."""
+    if client.version.flavour == "gitea":
+        wanted = set(labels.split(","))
+        data, _headers = client.request("GET", JOBS_PATH_GITEA, {"status": "queued", "limit": 50})
+        return [str(job.get("id")) for job in page_items(data) if wanted & set(job.get("labels") or [])]
+    path = JOBS_PATH_V15 if client.version.release[0] >= 15 else JOBS_PATH_V11
+    data, _headers = client.request("GET", path, {"labels": labels})
+    return [str(job.get("id")) for job in page_items(data) if str(job.get("status", "waiting")) == "waiting"]
+
+
 def _from_jobs(client: ForgejoClient, config: dict[str, t.Any], state: State, now: float) -> Observation:
     labels = ",".join(config.get("labels") or ["fenced"])
-    path = JOBS_PATH_V15 if client.version.flavour == "forgejo" and client.version.release[0] >= 15 else JOBS_PATH_V11
-    data, _headers = client.request("GET", path, {"labels": labels})
-    waiting = [str(job.get("id")) for job in page_items(data) if str(job.get("status", "waiting")) == "waiting"]
+    waiting = waiting_job_ids(client, labels)
     age = oldest_wait(state, waiting, now)
     threshold = float(config.get("job_wait_threshold", 60))
     seen = PRIMARY_OFFLINE if age >= threshold else PRIMARY_ONLINE

@@ -87,13 +87,19 @@ def _change(state: State, obs: Observation, standby: str, action: str, reason: s
     return Decision(action, reason)
 
 
-def oldest_wait(state: State, waiting_ids: list[str], now: float) -> float:
-    """Seconds the oldest of the waiting jobs has waited, as first seen by this watchdog; forgets finished jobs.
+def waited(since: dict[str, float], waiting_ids: list[str], now: float) -> tuple[dict[str, float], float]:
+    """The first-seen times of the jobs still waiting (finished ones forgotten), and the oldest one's wait.
 
-    Forgejo 11 to 14 list waiting jobs without a creation time, so the watchdog stamps each id when it first sees it.
+    Forgejo lists waiting jobs without a creation time, so a reader stamps each id when it first sees it.
     """
-    state.waiting_since = {job: state.waiting_since.get(job, now) for job in waiting_ids}
-    return max((now - since for since in state.waiting_since.values()), default=0.0)
+    kept = {job: since.get(job, now) for job in waiting_ids}
+    return kept, max((now - first for first in kept.values()), default=0.0)
+
+
+def oldest_wait(state: State, waiting_ids: list[str], now: float) -> float:
+    """Seconds the oldest of the waiting jobs has waited, as first seen by this watchdog."""
+    state.waiting_since, age = waited(state.waiting_since, waiting_ids, now)
+    return age
 
 
 def status_text(state: State, now: float) -> str:

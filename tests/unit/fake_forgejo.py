@@ -40,6 +40,7 @@ class FakeForgejo:
         self.connections = 0
         self.registration_token_reset = False  # True: the token handed out no longer registers (reset in the UI)
         self.access_tokens: dict[int, dict] = {}  # the admin's own tokens, with their values (sha1)
+        self.jobs: list[dict] = []  # the admin jobs listing: {"id", "runs_on": [labels], "status"}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
 
@@ -135,6 +136,10 @@ class FakeForgejo:
                     if method == ("POST" if gitea else "GET") and (not gitea or "/actions/" in path):
                         return self._reply(200, {"token": REGISTRATION_TOKEN})
                     return self._reply(404, {"message": "404 page not found"})
+                if rest == "/jobs" and method == "GET" and scope == "instance":
+                    wanted = set(",".join(parse_qs(url.query).get("labels", [""])).split(",")) - {""}
+                    jobs = [j for j in fake.jobs if not wanted or wanted & set(j["runs_on"])]
+                    return self._reply(200, jobs)
                 if major < 15:
                     return self._reply(404, {"message": "not found"})
                 return self._runners(method, scope, rest, parse_qs(url.query))

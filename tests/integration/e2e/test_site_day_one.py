@@ -339,6 +339,9 @@ def test_12_strict_standby_in_a_vm_on_brix02(lab, replica):
         assert "foundation_runners_watchdog_primary_online 1" in watchdog, watchdog
         bridge = host("cat", f"{TEXTFILES}/foundation-runners-bridge.prom").stdout
         assert "foundation_runners_bridge_rule_present 1" in bridge, bridge
+        forge_view = host("cat", f"{TEXTFILES}/foundation-runners-forge.prom", name=BRIX).stdout
+        assert "foundation_runners_forge_up 1" in forge_view, forge_view
+        assert re.search(r'foundation_runners_forge_runners_online\{label="fenced"\} [1-9]', forge_view), forge_view
 
         ha = failover(replica, "ha", label="12-failover-ha")
         TIMINGS["ha"] = ha.seconds

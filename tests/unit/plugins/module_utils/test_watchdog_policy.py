@@ -9,6 +9,7 @@ import pytest
 
 from ansible_collections.foundation.runners.plugins.module_utils._forgejo_client import ForgejoError, ServerVersion
 from ansible_collections.foundation.runners.plugins.module_utils._watchdog_forge_signal import (
+    JOBS_PATH_GITEA,
     JOBS_PATH_V11,
     JOBS_PATH_V15,
     observe,
@@ -235,3 +236,21 @@ class TestJobQueueFallback:
         client = FakeClient(World([], [], []))
         observe(client, {**CONFIG, "signal": "jobs"}, State(), 0)
         assert client.paths == [JOBS_PATH_V15]
+
+    def test_gitea_lists_queued_jobs_with_their_labels(self):
+        client = FakeClient(World([], [], []), "1.27.3")
+        asked = []
+
+        def request(method, path, query=None):
+            asked.append((path, query))
+            jobs = [
+                {"id": 4, "labels": ["fenced"], "status": "queued"},
+                {"id": 5, "labels": ["heavy"], "status": "queued"},
+            ]
+            return {"jobs": jobs, "total_count": 2}, {}
+
+        client.request = request
+        state = State()
+        obs = observe(client, {**CONFIG, "signal": "jobs"}, state, 0)
+        assert asked == [(JOBS_PATH_GITEA, {"status": "queued", "limit": 50})]
+        assert state.waiting_since == {"4": 0} and "1 fenced job(s) waiting" in obs.detail
