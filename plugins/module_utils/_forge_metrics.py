@@ -24,6 +24,7 @@ from ansible_collections.foundation.runners.plugins.module_utils._forgejo_client
     ForgejoClient,
     ForgejoError,
     Scope,
+    timer_program_params,
 )
 from ansible_collections.foundation.runners.plugins.module_utils._watchdog_forge_signal import waiting_job_ids
 from ansible_collections.foundation.runners.plugins.module_utils._watchdog_policy import waited
@@ -82,22 +83,6 @@ def save_seen(path: str, seen: dict[str, dict[str, float]]) -> None:
     os.replace(tmp, path)
 
 
-def client_params(config: dict[str, t.Any]) -> dict[str, t.Any]:
-    with open(config["token_file"], encoding="utf-8") as handle:
-        token = handle.read().strip()
-    return {
-        "api_url": config["api_url"],
-        "api_token": token,
-        "validate_certs": config.get("validate_certs", True),
-        "allow_insecure_http": bool(config.get("allow_insecure_http", False)),
-        "timeout": int(config.get("timeout", 10)),
-        "retries": 0,  # the next timer tick is the retry
-        "scope": config.get("scope", "instance"),
-        "org": config.get("org"),
-        "repo": config.get("repo"),
-    }
-
-
 def main(argv: list[str] | None = None, clock: t.Callable[[], float] = time.time) -> int:
     parser = argparse.ArgumentParser(description="Write the forge's view of the runner fleet for node_exporter.")
     parser.add_argument("--config", default=DEFAULT_CONFIG)
@@ -108,7 +93,7 @@ def main(argv: list[str] | None = None, clock: t.Callable[[], float] = time.time
         missing = [k for k in ("api_url", "token_file", "state_file", "textfile_dir") if not config.get(k)]
         if missing:
             raise ValueError(f"{args.config}: missing {', '.join(missing)}")
-        params = client_params(config)
+        params = timer_program_params(config)
     except (OSError, ValueError) as exc:
         _say(sys.stderr, f"forge-metrics: cannot start: {exc}")
         return 2

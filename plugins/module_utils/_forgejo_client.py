@@ -305,6 +305,24 @@ def _retry_after(resp: Response) -> float:
     return min(float(value), 30.0) if value.isdigit() else 0.0
 
 
+def timer_program_params(config: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The client's parameters for a program a timer runs (the watchdog, the forge metrics), from its JSON
+    configuration: the token read from its root-only file, and no retries (the next tick is the retry)."""
+    with open(config["token_file"], encoding="utf-8") as handle:
+        token = handle.read().strip()
+    return {
+        "api_url": config["api_url"],
+        "api_token": token,
+        "validate_certs": config.get("validate_certs", True),
+        "allow_insecure_http": bool(config.get("allow_insecure_http", False)),
+        "timeout": int(config.get("timeout", 10)),
+        "retries": 0,
+        "scope": config.get("scope", "instance"),
+        "org": config.get("org"),
+        "repo": config.get("repo"),
+    }
+
+
 def normalise_runner(raw: dict[str, t.Any]) -> dict[str, t.Any]:
     """One shape for a runner: Forgejo's, with Gitea's label objects and online/busy mapped onto it."""
     labels = [label["name"] if isinstance(label, dict) else str(label) for label in raw.get("labels") or []]

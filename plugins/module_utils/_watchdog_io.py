@@ -19,7 +19,10 @@ import time
 import typing as t
 
 from ansible_collections.foundation.runners.plugins.module_utils import _metrics_textfile as textfile
-from ansible_collections.foundation.runners.plugins.module_utils._forgejo_client import ForgejoClient
+from ansible_collections.foundation.runners.plugins.module_utils._forgejo_client import (
+    ForgejoClient,
+    timer_program_params,
+)
 from ansible_collections.foundation.runners.plugins.module_utils._watchdog_forge_signal import observe
 from ansible_collections.foundation.runners.plugins.module_utils._watchdog_policy import (
     FORGE_ERROR,
@@ -85,17 +88,7 @@ class Unit:
 
 def poll(config: dict[str, t.Any], state: State, unit: Unit, now: float) -> tuple[Decision, int]:
     """One observation, one decision, applied to the unit; the exit status says whether it was applied."""
-    params = {
-        "api_url": config["api_url"],
-        "api_token": _read_token(config["token_file"]),
-        "validate_certs": config.get("validate_certs", True),
-        "allow_insecure_http": bool(config.get("allow_insecure_http", False)),
-        "timeout": int(config.get("timeout", 10)),
-        "retries": 0,  # the next timer tick is the retry
-        "scope": config.get("scope", "instance"),
-        "org": config.get("org"),
-        "repo": config.get("repo"),
-    }
+    params = timer_program_params(config)
     client = ForgejoClient(params)
     try:
         obs = observe(client, {**config, **params}, state, now)
@@ -161,11 +154,6 @@ def metrics(state: State, decision: Decision, now: float) -> list[textfile.Metri
             )
         )
     return found
-
-
-def _read_token(path: str) -> str:
-    with open(path, encoding="utf-8") as handle:
-        return handle.read().strip()
 
 
 def main(argv: list[str] | None = None, clock: t.Callable[[], float] = time.time, run: Runner = subprocess.run) -> int:

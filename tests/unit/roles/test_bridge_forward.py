@@ -8,6 +8,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from textfile_samples import samples
 
 SCRIPT = Path(__file__).resolve().parents[3] / "roles" / "bridge_forward_timer" / "files" / "bridge_forward.py"
 
@@ -207,11 +208,6 @@ def installed(tmp_path: Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def samples(path: Path) -> dict[str, float]:
-    lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
-    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in lines}
 
 
 def test_metrics_count_repairs_across_runs(tmp_path):

@@ -4,21 +4,13 @@ one's wait; on a forge without the runners API, the jobs only; on a forge error,
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-import yaml
 from fake_forgejo import READ_ADMIN_TOKEN
+from installed_program import run_installed
+from textfile_samples import samples
 
 from ansible_collections.foundation.runners.plugins.module_utils._forge_metrics import main
-
-
-def samples(path: Path) -> dict[str, float]:
-    lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
-    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in lines}
 
 
 @pytest.fixture
@@ -90,23 +82,6 @@ def test_a_bad_configuration_names_the_file(tmp_path, capsys):
 
 def test_the_installed_program_runs_without_ansible(tmp_path):
     """The role installs the listed module_utils beside its entry point; the host's Python has no Ansible."""
-    root = Path(__file__).resolve().parents[4]
-    role = root / "roles" / "forge_metrics"
-    role_vars = yaml.safe_load((role / "vars" / "main.yml").read_text())
-    lib = tmp_path / "lib"
-    utils = lib / "ansible_collections" / "foundation" / "runners" / "plugins" / "module_utils"
-    utils.mkdir(parents=True)
-    for source in role_vars["__forge_metrics_sources"]:
-        shutil.copy(root / "plugins" / "module_utils" / source, utils / source)
-    program = tmp_path / "forge-metrics"
-    program.write_text(
-        (role / "templates" / "forge-metrics.j2")
-        .read_text()
-        .replace("{{ __forge_metrics_shebang }}", "")
-        .replace("{{ ansible_managed | comment }}", "")
-        .replace("{{ __forge_metrics_lib }}", str(lib))
-        .replace("{{ __forge_metrics_config }}", str(tmp_path / "missing.json"))
-    )
-    python = shutil.which("python3", path="/usr/bin") or sys.executable
-    proc = subprocess.run([python, "-I", str(program)], capture_output=True, text=True, check=False)
+    missing = str(tmp_path / "missing.json")
+    proc = run_installed(tmp_path, "forge_metrics", "__forge_metrics_sources", "forge-metrics.j2", config=missing)
     assert proc.returncode == 2 and "forge-metrics: cannot start:" in proc.stderr, proc.stderr

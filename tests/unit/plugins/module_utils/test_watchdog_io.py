@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from fake_forgejo import READ_ADMIN_TOKEN
+from installed_program import run_installed
+from textfile_samples import samples
 
 from ansible_collections.foundation.runners.plugins.module_utils._watchdog_io import main
 
@@ -115,32 +114,9 @@ def test_bad_configuration_names_the_file(tmp_path, capsys):
 
 def test_the_installed_program_runs_without_ansible(tmp_path):
     """The role installs the listed module_utils beside its entry point; the host's Python has no Ansible."""
-    role = ROOT / "roles" / "runner_watchdog"
-    role_vars = yaml.safe_load((role / "vars" / "main.yml").read_text())
-    lib = tmp_path / "lib"
-    utils = lib / "ansible_collections" / "foundation" / "runners" / "plugins" / "module_utils"
-    utils.mkdir(parents=True)
-    for source in role_vars["__runner_watchdog_sources"]:
-        shutil.copy(ROOT / "plugins" / "module_utils" / source, utils / source)
-    template = (role / "templates" / "watchdog.j2").read_text()
-    program = tmp_path / "watchdog"
-    program.write_text(
-        template.replace("{{ __runner_watchdog_shebang }}", "")
-        .replace("{{ ansible_managed | comment }}", "")
-        .replace("{{ __runner_watchdog_lib }}", str(lib))
-    )
-    python = shutil.which("python3", path="/usr/bin") or sys.executable
-    no_ansible = subprocess.run([python, "-I", "-c", "import ansible"], capture_output=True, check=False)
-    assert no_ansible.returncode != 0, f"{python} has Ansible; the test needs a Python without it"
-    proc = subprocess.run([python, "-I", str(program), "--help"], capture_output=True, text=True, check=False)
+    proc = run_installed(tmp_path, "runner_watchdog", "__runner_watchdog_sources", "watchdog.j2", "--help")
     assert proc.returncode == 0, proc.stderr
     assert "usage" in proc.stdout
-
-
-def metrics_of(path: Path) -> dict[str, float]:
-    """The samples of a .prom file: 'name{labels}' -> value."""
-    lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
-    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in lines}
 
 
 def with_textfile(config: str, directory: Path) -> None:
@@ -156,7 +132,7 @@ def test_each_poll_writes_the_state_and_decision_for_node_exporter(setup, tmp_pa
     unit = Systemctl()
     run(config, 100, unit)
     path = textfiles / "foundation-runners-watchdog.prom"
-    seen = metrics_of(path)
+    seen = samples(path)
     assert seen["foundation_runners_watchdog_standby_running"] == 0
     assert seen['foundation_runners_watchdog_state{state="standby"}'] == 1
     assert seen['foundation_runners_watchdog_last_decision{action="hold"}'] == 1
@@ -165,7 +141,7 @@ def test_each_poll_writes_the_state_and_decision_for_node_exporter(setup, tmp_pa
     primary["status"] = "offline"
     run(config, 110, unit)
     run(config, 120, unit)
-    seen = metrics_of(path)
+    seen = samples(path)
     assert seen["foundation_runners_watchdog_standby_running"] == 1
     assert seen['foundation_runners_watchdog_state{state="active"}'] == 1
     assert seen['foundation_runners_watchdog_state{state="standby"}'] == 0
@@ -180,7 +156,7 @@ def test_a_forge_error_shows_as_holding(setup, tmp_path):
     with_textfile(config, tmp_path)
     forge.fail_next = [502]
     run(config, 100, Systemctl())
-    seen = metrics_of(tmp_path / "foundation-runners-watchdog.prom")
+    seen = samples(tmp_path / "foundation-runners-watchdog.prom")
     assert seen['foundation_runners_watchdog_state{state="holding_on_forge_error"}'] == 1
     assert "foundation_runners_watchdog_primary_online" not in seen
 
