@@ -24,8 +24,9 @@ APT_PACKAGES=(
   openssl
   # lint of the lab scripts
   shellcheck
-  # promtool, for the unit tests of monitoring/'s alerting rules (Debian's package; its service is not used)
-  prometheus
+  # promtool for the unit tests of monitoring/'s alerting rules; Prometheus and node_exporter for the lab
+  # (tests/lab/prometheus starts them; the packages' own services are not used)
+  prometheus prometheus-node-exporter
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

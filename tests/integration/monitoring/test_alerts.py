@@ -1,0 +1,125 @@
+"""The shipped alerting rules in a real Prometheus (Debian's package, tests/lab/prometheus), fed by the forge
+metrics program (plugins/module_utils/_forge_metrics.py, what the forge_metrics role installs) through node_exporter's
+textfile collector, against a forge of its own: a fenced runner online keeps FencedRunnerNoneOnline quiet; a fenced
+job with no runner shows as waiting; the runner stopped, the forge lists it offline and the alert fires."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from lablib.forge import LabForge
+from lablib.runner import LabRunnerProcess
+from lablib.shell import LAB, ROOT, lab_env, sh, wait_until
+
+# A forge of its own, so that no other test's fenced runner counts.
+FORGE_ENV = {
+    "FRLAB_FORGE_DIR": "/var/lib/frlab/forge-mon",
+    "FRLAB_FORGE_HOST": "monforge",
+    "FRLAB_FORGE_ADDR": "198.51.100.71",
+}
+ALERT = "FencedRunnerNoneOnline"
+WAITING = """\
+on: push
+jobs:
+  waits:
+    runs-on: fenced
+    steps:
+      - run: "true"
+"""
+
+
+def forge_command(*args: str) -> list[str]:
+    return ["env", *(f"{k}={v}" for k, v in FORGE_ENV.items()), str(LAB / "forge"), *args]
+
+
+class Prometheus:
+    def __init__(self, url: str):
+        self.url = url
+
+    def value(self, query: str) -> float | None:
+        result = requests.get(f"{self.url}/api/v1/query", params={"query": query}, timeout=10).json()["data"]["result"]
+        return float(result[0]["value"][1]) if result else None
+
+    def alert_state(self, name: str) -> str:
+        alerts = requests.get(f"{self.url}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+        return next((a["state"] for a in alerts if a["labels"]["alertname"] == name), "inactive")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    sh(*forge_command("up"), timeout=1800)
+    sh(str(LAB / "prometheus"), "up")
+    env = {**lab_env(forge_command("env", "gitea")), **lab_env([str(LAB / "prometheus"), "env"])}
+    yield env
+    sh(*forge_command("down"), check=False)
+
+
+@pytest.fixture
+def metrics_writer(lab, tmp_path):
+    """The forge metrics program every 5 s, as its timer would run it, into the lab node_exporter's directory."""
+    token = tmp_path / "token"
+    token.write_text(lab["FORGE_GITEA_TOKEN_READ_ADMIN"])
+    config = tmp_path / "forge-metrics.json"
+    settings = {
+        "api_url": lab["FORGE_GITEA_URL"],
+        "allow_insecure_http": True,
+        "token_file": str(token),
+        "labels": ["fenced"],
+        "state_file": str(tmp_path / "seen.json"),
+        "textfile_dir": lab["LAB_TEXTFILE_DIR"],
+    }
+    config.write_text(json.dumps(settings))
+    stop = threading.Event()
+
+    # The program as the role runs it: the collection's module_utils, no Ansible around them.
+    program = "from ansible_collections.foundation.runners.plugins.module_utils._forge_metrics import main; main()"
+    env = {"PYTHONPATH": str(ROOT / ".ansible" / "collections")}
+
+    def loop() -> None:
+        while not stop.is_set():
+            subprocess.run([sys.executable, "-c", program, "--config", str(config)], env=env, check=False)
+            stop.wait(5)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(timeout=30)
+    Path(lab["LAB_TEXTFILE_DIR"], "foundation-runners-forge.prom").unlink(missing_ok=True)
+
+
+def test_no_fenced_runner_online_fires_in_prometheus(lab, metrics_writer, tmp_path):
+    forge = LabForge(lab["FORGE_GITEA_URL"], lab["FORGE_GITEA_TOKEN_OWNER"], lab["FORGE_GITEA_TOKEN_WRITE_ADMIN"])
+    prometheus = Prometheus(lab["PROMETHEUS_URL"])
+    online = 'foundation_runners_forge_runners_online{label="fenced"}'
+    runner = LabRunnerProcess(lab["LAB_RUNNER"], forge, tmp_path / "runner", ["fenced:host"], prefix="mon")
+    repo = forge.create_repo("mon")
+    try:
+        runner.configure()
+        runner.register()
+        runner.start()
+        wait_until(lambda: prometheus.value(online) == 1, 120, step=2)
+        # Before the runner declared itself the count was 0, so the alert may be pending for one more evaluation.
+        wait_until(lambda: prometheus.alert_state(ALERT) == "inactive", 30, step=1)
+
+        runner.stop()
+        stopped = time.monotonic()
+        repo.push({".gitea/workflows/waits.yml": WAITING}, message="a fenced job, no runner")
+        wait_until(lambda: (prometheus.value('foundation_runners_forge_jobs_waiting{label="fenced"}') or 0) >= 1, 120)
+        wait_until(lambda: prometheus.value(online) == 0, 180, step=2)
+        offline = time.monotonic() - stopped
+        wait_until(lambda: prometheus.alert_state(ALERT) == "pending", 60, step=2)
+        wait_until(lambda: prometheus.alert_state(ALERT) == "firing", 180, step=2)
+        fired = time.monotonic() - stopped
+    finally:
+        runner.remove()
+        repo.delete()
+    print(f"{ALERT}: the forge listed the runner offline {offline:.0f} s after it stopped; firing after {fired:.0f} s")
+    assert fired >= offline + 115, "the alert fired before its 2 minutes"
