@@ -1,0 +1,93 @@
+"""fenced_runner skips a writing task when host_state_info finds its item in place. That holds only if the checksum
+the role computes on the controller for each template and content is the one of the file the task writes: this
+test writes each one with the role's own task module, then reads it back with the role's own declarations."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+ROLE = ROOT / "roles" / "fenced_runner"
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE5oY2c0ZWx2b2x0bGFiZXh0cmFrZXk0MDAwMDAwMDAw watchdog@brix02"
+
+
+def _playbook(tmp_path: Path) -> Path:
+    home, etc = tmp_path / "home", tmp_path / "etc"
+    paths = {
+        "config": f"{home}/config.yml",
+        "unit": f"{etc}/forgejo-runner.service",
+        "command": f"{etc}/runner-control",
+        "sudoers": f"{etc}/sudoers-control",
+        "keys": f"{etc}/authorized_keys",
+        "proxy": f"{etc}/01fenced-runner-proxy",
+    }
+    overrides = {
+        "fenced_runner_home": str(home),
+        "fenced_runner_binary_checksum": "sha256:" + "ab" * 32,
+        "fenced_runner_control_authorized_keys": [KEY],
+        "fenced_runner_apt_proxy": "http://198.51.100.5:3142",
+        "__fenced_runner_control_command": paths["command"],
+        "__fenced_runner_control_sudoers": paths["sudoers"],
+        "__fenced_runner_control_keys": paths["keys"],
+        "__fenced_runner_proxy": paths["proxy"],
+        "__fenced_runner_unit_path": paths["unit"],
+    }
+    writes = (
+        [{"ansible.builtin.file": {"path": str(d), "state": "directory"}} for d in (home, etc)]
+        + [
+            {"ansible.builtin.template": {"src": src, "dest": paths[key]}}
+            for key, src in [
+                ("config", "config.yml.j2"),
+                ("unit", "forgejo-runner.service.j2"),
+                ("command", "runner-control.sh.j2"),
+                ("sudoers", "sudoers-control.j2"),
+            ]
+        ]
+        + [
+            {"ansible.builtin.copy": {"content": "{{ __fenced_runner_control_keys_content }}", "dest": paths["keys"]}},
+            {"ansible.builtin.copy": {"content": "{{ __fenced_runner_proxy_content }}", "dest": paths["proxy"]}},
+        ]
+    )
+    # The content-bearing entries only (this machine has no runner user); the unit's names /etc/systemd/system,
+    # so the test reads the copy it wrote instead.
+    read = {
+        "name": "read",
+        "foundation.runners.host_state_info": {"files": "{{ __entries }}"},
+        "vars": {
+            "__entries": (
+                "{{ __fenced_runner_state_files | selectattr('checksum', 'defined')"
+                " | rejectattr('path', 'match', '^/etc/systemd/') | map('dict2items')"
+                " | map('selectattr', 'key', 'in', ['path', 'checksum', 'state']) | map('items2dict') | list"
+                " + [{'path': __fenced_runner_unit_path, 'checksum': __fenced_runner_state_files"
+                " | selectattr('path', 'match', '^/etc/systemd/') | map(attribute='checksum') | first}] }}"
+            )
+        },
+        "register": "state",
+    }
+    show = {"ansible.builtin.debug": {"msg": "STATE {{ state.files | to_json }}"}}
+    play = {
+        "hosts": "localhost",
+        "gather_facts": False,
+        "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
+        "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")],
+        "tasks": [{"name": "inputs", "vars": overrides, "block": [*writes, read, show]}],
+    }
+    (tmp_path / "templates").symlink_to(ROLE / "templates")
+    path = tmp_path / "state.yml"
+    path.write_text(json.dumps([play]))
+    return path
+
+
+def test_what_the_tasks_write_is_what_the_read_expects(tmp_path):
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".ansible" / "collections"), "ANSIBLE_NOCOLOR": "1"}
+    command = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,", "-c", "local"]
+    out = subprocess.run([*command, str(_playbook(tmp_path))], capture_output=True, text=True, env=env, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    files = json.loads(json.loads('"' + re.search(r'"msg": "STATE (.+)"$', out.stdout, re.M)[1] + '"'))
+    written = {path: found for path, found in files.items() if path.startswith(str(tmp_path))}
+    assert len(written) == 6, files
+    assert {path: found["differences"] for path, found in written.items()} == {path: [] for path in written}
