@@ -474,3 +474,44 @@ def test_09_bad_input_changes_nothing(lab, case, overrides, expected):
     assert expected in run.output, run.tail()
     assert kvm_virsh("list", "--all", "--name") == domains
     assert sorted(r["id"] for r in forge.runners() if r["name"] in names) == runners
+
+
+def runner_version(name: str) -> str:
+    """The version the forge recorded for runner NAME (Gitea's API does not return it; its database does)."""
+    db = "/var/lib/frlab/forge/gitea/data/forge.db"
+    query = f"select version from action_runner where name = '{name}' and deleted is null"
+    return sh("sqlite3", "-readonly", db, query).stdout.strip()
+
+
+def test_10_an_upgrade_drains_the_running_job(lab):
+    """A new runner version (binary and checksum) while a 60 s fenced job runs: the run swaps the binary, the restart
+    lets the job finish (the runner's graceful shutdown, within shutdown_timeout), and the runner comes back with the
+    same record, reporting the new version."""
+    env, site, forge = lab.env, lab.site, lab.forge
+    [before] = forge.named(VM)
+    workflows = LabForge(env["FORGE_GITEA_URL"], env["FORGE_GITEA_TOKEN_OWNER"], env["FORGE_GITEA_TOKEN_WRITE_ADMIN"])
+    repo = workflows.create_repo("e2e-upgrade")
+    try:
+        busy = push_probe(repo, "held-through-the-upgrade", sleep=60)
+        repo.wait_started(busy, timeout=120)
+        upgrade = [
+            "-e", f"fenced_runner_binary_url={env['LAB_RUNNER_NEXT_URL']}",
+            "-e", f"fenced_runner_binary_checksum={env['LAB_RUNNER_NEXT_CHECKSUM']}",
+        ]  # fmt: skip
+        run = site.playbook("site.yml", *upgrade, label="10-upgrade")
+        TIMINGS["upgrade"] = run.seconds
+        assert run.rc == 0, run.tail()
+        result = repo.wait_run(busy, timeout=300)
+        assert result.conclusion == "success", result.log
+    finally:
+        repo.delete()
+    [after] = forge.named(VM)
+    assert after["id"] == before["id"] and after["status"] in ONLINE, after
+    assert runner_version(VM) == env["LAB_RUNNER_NEXT_VERSION"]
+    assert vm("sha256sum /usr/local/bin/forgejo-runner", env["LAB_VM_SSH_KEY"]).stdout.split()[0] == env[
+        "LAB_RUNNER_NEXT_CHECKSUM"
+    ].removeprefix("sha256:")
+    print(
+        f"upgrade to {env['LAB_RUNNER_NEXT_VERSION']} in {run.seconds:.0f} s: the 60 s job finished,"
+        f" id {after['id']} kept"
+    )

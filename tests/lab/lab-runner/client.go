@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -12,7 +13,46 @@ import (
 // version is set at build time from the hash of this source.
 var version = "dev"
 
-func runnerVersion() string { return "lab-runner-" + version }
+// releaseMarker starts the trailer of a lab "release": the lab runner with "\nlab-runner-release=VERSION\n"
+// appended (tests/lab/mirror stages one), which reports VERSION. An executable ignores bytes after its sections,
+// so two releases of the lab runner are two files that differ in their trailer only, and in their checksum.
+const releaseMarker = "\nlab-runner-release="
+
+var reportedVersion = releaseVersion(executable())
+
+func runnerVersion() string { return reportedVersion }
+
+func executable() string {
+	path, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	return path
+}
+
+// releaseVersion is the version in the trailer of the file at path, or the build's own without one.
+func releaseVersion(path string) string {
+	own := "lab-runner-" + version
+	f, err := os.Open(path)
+	if err != nil {
+		return own
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil || info.Size() < 64 {
+		return own
+	}
+	tail := make([]byte, 64)
+	if _, err := f.ReadAt(tail, info.Size()-64); err != nil {
+		return own
+	}
+	text := strings.TrimSuffix(string(tail), "\n")
+	i := strings.LastIndex(text, releaseMarker)
+	if i < 0 || strings.Contains(text[i+len(releaseMarker):], "\n") {
+		return own
+	}
+	return text[i+len(releaseMarker):]
+}
 
 // Client is the runner-protocol client of one registered runner.
 type Client struct {
