@@ -4,10 +4,10 @@ disk size as libvirt_cloudinit_vm reads it."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 from pathlib import Path
+
+from local_playbook import role_vars_play, run_local_playbook
 
 ROOT = Path(__file__).resolve().parents[3]
 ROLE = ROOT / "roles" / "fenced_runner"
@@ -63,22 +63,12 @@ def _playbook(tmp_path: Path) -> Path:
         }
         for case, overrides in bases.items()
     ]
-    play = {
-        "hosts": "localhost",
-        "gather_facts": False,
-        "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")],
-        "vars": {"fenced_runner_binary_checksum": f"sha256:{HEX}", "fenced_runner_disk_size": "8GiB"},
-        "tasks": tasks,
-    }
-    path = tmp_path / "base.yml"
-    path.write_text(json.dumps([play]))
-    return path
+    play_vars = {"fenced_runner_binary_checksum": f"sha256:{HEX}", "fenced_runner_disk_size": "8GiB"}
+    return role_vars_play(tmp_path, "fenced_runner", tasks, play_vars)
 
 
 def test_the_base_is_named_by_its_inputs_and_sized_by_the_disk(tmp_path):
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".ansible" / "collections"), "ANSIBLE_NOCOLOR": "1"}
-    command = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,", "-c", "local"]
-    out = subprocess.run([*command, str(_playbook(tmp_path))], capture_output=True, text=True, env=env, check=False)
+    out = run_local_playbook(_playbook(tmp_path))
     assert out.returncode == 0, out.stdout + out.stderr
     names = dict(re.findall(r'"CASE (\S+) (\S+)"', out.stdout))
     assert set(names) == set(CASES), out.stdout

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import socket
 import subprocess
 import threading
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from local_playbook import run_local_playbook
 
 ROOT = Path(__file__).resolve().parents[3]
 PLAYBOOK = Path(__file__).resolve().parent / "fenced_runner" / "preflight.yml"
@@ -73,16 +73,7 @@ def _valid(forge_url: str) -> dict[str, Any]:
 
 
 def _run(extra_vars: dict[str, Any], *options: str) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".ansible" / "collections"),
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_HOST_KEY_CHECKING": "false",
-    }
-    command = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,", "-c", "local"]
-    command += [str(PLAYBOOK), "-e", json.dumps(extra_vars), *options]
-    return subprocess.run(command, capture_output=True, text=True, env=env, check=False, timeout=300)
+    return run_local_playbook(PLAYBOOK, "-e", json.dumps(extra_vars), *options)
 
 
 # (case id, variables changed from the valid set, text the error must contain)

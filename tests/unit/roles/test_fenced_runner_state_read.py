@@ -5,10 +5,10 @@ test writes each one with the role's own task module, then reads it back with th
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 from pathlib import Path
+
+from local_playbook import role_vars_play, run_local_playbook
 
 ROOT = Path(__file__).resolve().parents[3]
 ROLE = ROOT / "roles" / "fenced_runner"
@@ -69,23 +69,13 @@ def _playbook(tmp_path: Path) -> Path:
         "register": "state",
     }
     show = {"ansible.builtin.debug": {"msg": "STATE {{ state.files | to_json }}"}}
-    play = {
-        "hosts": "localhost",
-        "gather_facts": False,
-        "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
-        "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")],
-        "tasks": [{"name": "inputs", "vars": overrides, "block": [*writes, read, show]}],
-    }
     (tmp_path / "templates").symlink_to(ROLE / "templates")
-    path = tmp_path / "state.yml"
-    path.write_text(json.dumps([play]))
-    return path
+    block = {"name": "inputs", "vars": overrides, "block": [*writes, read, show]}
+    return role_vars_play(tmp_path, "fenced_runner", [block])
 
 
 def test_what_the_tasks_write_is_what_the_read_expects(tmp_path):
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".ansible" / "collections"), "ANSIBLE_NOCOLOR": "1"}
-    command = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,", "-c", "local"]
-    out = subprocess.run([*command, str(_playbook(tmp_path))], capture_output=True, text=True, env=env, check=False)
+    out = run_local_playbook(_playbook(tmp_path))
     assert out.returncode == 0, out.stdout + out.stderr
     files = json.loads(json.loads('"' + re.search(r'"msg": "STATE (.+)"$', out.stdout, re.M)[1] + '"'))
     written = {path: found for path, found in files.items() if path.startswith(str(tmp_path))}
