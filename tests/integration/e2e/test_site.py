@@ -293,7 +293,10 @@ def test_04b_status_shows_the_fleet_and_changes_nothing(lab):
     for run in runs:
         assert run.rc == 0 and set(run.changed().values()) == {0}, run.tail()
         assert row.search(run.output), run.tail()
-        assert '"crunchy01: libvirt ok; bridge rule present, timer active; watchdog: not installed"' in run.output
+        # The lab's kube-router stand-in flushes FORWARD every 30 s and the timer puts the rule back every 60 s: the
+        # rule is honestly absent part of the time, the timer always active.
+        line = r'"crunchy01: libvirt ok; bridge rule (present|absent), timer active; watchdog: not installed"'
+        assert re.search(line, run.output), run.tail()
     print(f"status: {runs[0].seconds:.0f} s, in check mode {runs[1].seconds:.0f} s; runner-02 is id {record['id']}")
 
 
