@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 import typing as t
 
@@ -77,10 +75,7 @@ def load_seen(path: str) -> dict[str, dict[str, float]]:
 
 
 def save_seen(path: str, seen: dict[str, dict[str, float]]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".seen-")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(seen, handle)
-    os.replace(tmp, path)
+    textfile.replace_file(path, json.dumps(seen))
 
 
 def main(argv: list[str] | None = None, clock: t.Callable[[], float] = time.time) -> int:

@@ -59,6 +59,22 @@ def render(metrics: t.Iterable[Metric]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def replace_file(path: str, text: str, mode: int = 0o600) -> None:
+    """Replace path with text atomically: a reader (node_exporter, the next run) never sees half a file. The
+    temporary file is hidden and ends in .tmp, so that no *.prom or state reader picks it up."""
+    directory, name = os.path.split(path)
+    fd, tmp = tempfile.mkstemp(dir=directory or ".", prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def write(directory: str, writer: str, metrics: list[Metric], now: float) -> str:
     """Replace <directory>/foundation-runners-<writer>.prom with metrics and the time they were written."""
     written = Metric(
@@ -66,15 +82,5 @@ def write(directory: str, writer: str, metrics: list[Metric], now: float) -> str
         "When a foundation.runners writer last wrote its metrics (Unix time).",
     ).add(now, writer=writer)
     path = os.path.join(directory, f"foundation-runners-{writer}.prom")
-    # node_exporter reads *.prom only: the temporary file's name does not end so.
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".foundation-runners-{writer}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(render([*metrics, written]))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    replace_file(path, render([*metrics, written]), 0o644)
     return path

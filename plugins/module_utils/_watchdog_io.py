@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import time
 import typing as t
 
@@ -60,11 +58,7 @@ def load_state(path: str) -> State:
 
 def save_state(path: str, state: State) -> None:
     """Write the state atomically, readable by root only."""
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".state-")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(state.to_dict(), handle, indent=1)
-    os.replace(tmp, path)
+    textfile.replace_file(path, json.dumps(state.to_dict(), indent=1))
 
 
 class Unit:
