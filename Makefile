@@ -9,15 +9,16 @@ export ANSIBLE_HOME := $(CURDIR)/.ansible/home
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 PYTEST := tools/pytest
 
-TEST_PARTS := test-lint test-sanity test-unit test-forgejo test-runner test-libvirt test-molecule test-k8s test-vault test-failover test-monitoring test-e2e test-builds
+TEST_PARTS := test-lint test-sanity test-unit test-forgejo test-runner test-libvirt test-molecule test-k8s test-vault test-failover test-monitoring test-logs test-e2e test-builds
 # How make test runs them: A,B is A then B; + puts lanes beside each other (tools/timed). Alone, libvirt, molecule
 # and k8s kept the 2 cores 62 %, 45 % and 28 % busy (they wait on TCG guests, the forge and Kubernetes), so two
 # lanes run beside each other where they share no lab host and no forge profile:
 # the libvirt hosts and the molecule containers beside the forge, runner, k8s and Vault parts; then the site lab
-# beside the failover lab, then the monitoring part (mostly waiting on the forge and Prometheus). The Vault part rotates the fleet's forge token, which the site lab reads from the same
+# beside the failover lab, then the monitoring part (mostly waiting on the forge and Prometheus) and the logs part
+# (rsyslogd, mostly waiting). The Vault part rotates the fleet's forge token, which the site lab reads from the same
 # Vault, so the two never run at once. Three busy lanes at once (load 5 to 9) failed a failover test. Lint, sanity
 # and unit run first, alone, while the background builds start.
-TEST_PLAN := test-lint test-sanity test-unit test-libvirt,test-molecule+test-forgejo,test-runner,test-k8s,test-vault test-failover,test-monitoring+test-e2e test-builds
+TEST_PLAN := test-lint test-sanity test-unit test-libvirt,test-molecule+test-forgejo,test-runner,test-k8s,test-vault test-failover,test-monitoring,test-logs+test-e2e test-builds
 
 .PHONY: deps lab lab-down test fresh-check $(TEST_PARTS) bench bench-prune bench-failover
 
@@ -105,6 +106,11 @@ test-failover: deps
 ## forge of its own: a fenced runner stopped fires FencedRunnerNoneOnline after its 2 minutes.
 test-monitoring: deps
 	$(PYTEST) tests/integration/monitoring
+
+## log_shipping's rsyslog files in real rsyslogd (Debian's) in lab namespaces: a sender, the relay and Graylog's
+## input; each hop down for a while, every line arrives once.
+test-logs: deps
+	$(PYTEST) -s tests/integration/logs
 
 ## site.yml end to end: converged from nothing on the lab, fenced jobs in the runner VM, flushes, re-runs,
 ## a fresh controller, secrets, the bridge rule, the cutover from runner-01 and bad inputs.
