@@ -27,6 +27,8 @@ APT_PACKAGES=(
   # promtool for the unit tests of monitoring/'s alerting rules; Prometheus and node_exporter for the lab
   # (tests/lab/prometheus starts them; the packages' own services are not used)
   prometheus prometheus-node-exporter
+  # rsyslogd with RELP for the logs test (make test-logs starts its own instances)
+  rsyslog rsyslog-relp
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
