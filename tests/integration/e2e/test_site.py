@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from lablib.fence_probe import assert_fenced, findings, probe_workflow
 from lablib.forge import LabForge, Run
-from lablib.shell import LAB, ROOT, sh, vault_secret
+from lablib.shell import LAB, ROOT, sh, vault_secret, wait_until
 from lablib.spoof_probe import try_spoofing
 from site_lab import (
     HOST,
@@ -385,6 +385,33 @@ def test_07_the_bridge_rule_keeps_the_runner_online(lab):
     status_back, back = forge.wait_status(VM, ONLINE, timeout=180)
     TIMINGS["online_again"] = back
     print(f"bridge timer off: {VM} offline after {waited:.0f} s; timer on: {status_back} after {back:.0f} s")
+
+
+def test_07b_the_runner_lines_reach_the_log_receiver_through_its_outage(lab):
+    """log_shipping on the lab: the receiver (tests/lab/logs, the role's relay before Graylog's input) stopped for a
+    minute while the runner VM writes a line every 2 s as the runner's program; once it is back, every line is
+    there once, with the VM's host name. crunchy01's bridge timer ships its repairs the same way."""
+    received = Path(lab.env["LAB_LOG_RECEIVED"])
+    tag = f"e2e-outage-{int(time.time())}"
+    sh(str(LAB / "logs"), "stop")
+    try:
+        writes = f"for i in $(seq 0 29); do logger -t forgejo-runner '{tag} line '$i; sleep 2; done"
+        vm(writes, lab.env["LAB_VM_SSH_KEY"])
+    finally:
+        sh(str(LAB / "logs"), "up")
+    back = time.monotonic()
+
+    def lines() -> list[str]:
+        return [line for line in received.read_text().splitlines() if tag in line] if received.exists() else []
+
+    wait_until(lambda: len(set(lines())) >= 30, 180, step=2)
+    caught_up = time.monotonic() - back
+    got = sorted(" ".join(line.split()) for line in lines())
+    assert got == sorted(f"{VM} forgejo-runner {tag} line {i}" for i in range(30)), got
+    wait_until(lambda: " libvirt-bridge-forward " in received.read_text(), 150, step=5)
+    bridge = [line for line in received.read_text().splitlines() if " libvirt-bridge-forward " in line]
+    TIMINGS["logs_caught_up"] = caught_up
+    print(f"receiver down 60 s: 30 lines from {VM} arrived once each, {caught_up:.0f} s after; bridge: {bridge[-1]}")
 
 
 def test_08_cutover_from_runner_01(lab):

@@ -24,6 +24,8 @@ def _playbook(tmp_path: Path) -> Path:
         "sudoers": f"{etc}/sudoers-control",
         "keys": f"{etc}/authorized_keys",
         "proxy": f"{etc}/01fenced-runner-proxy",
+        "journald": f"{etc}/60-foundation-runners-journald.conf",
+        "rsyslog": f"{etc}/60-foundation-runners.conf",
     }
     overrides = {
         "fenced_runner_home": str(home),
@@ -35,6 +37,10 @@ def _playbook(tmp_path: Path) -> Path:
         "__fenced_runner_control_keys": paths["keys"],
         "__fenced_runner_proxy": paths["proxy"],
         "__fenced_runner_unit_path": paths["unit"],
+        "fenced_runner_log_target": "198.51.100.77",
+        "role_path": str(ROLE),  # what a role's tasks see; the log files come from log_shipping beside it
+        "__fenced_runner_journald_conf": paths["journald"],
+        "__fenced_runner_rsyslog_conf": paths["rsyslog"],
     }
     writes = (
         [{"ansible.builtin.file": {"path": str(d), "state": "directory"}} for d in (home, etc)]
@@ -50,6 +56,10 @@ def _playbook(tmp_path: Path) -> Path:
         + [
             {"ansible.builtin.copy": {"content": "{{ __fenced_runner_control_keys_content }}", "dest": paths["keys"]}},
             {"ansible.builtin.copy": {"content": "{{ __fenced_runner_proxy_content }}", "dest": paths["proxy"]}},
+        ]
+        + [
+            {"ansible.builtin.copy": {"content": f"{{{{ __fenced_runner_log_contents.{key} }}}}", "dest": paths[key]}}
+            for key in ("journald", "rsyslog")
         ]
     )
     # The content-bearing entries only (this machine has no runner user); the unit's names /etc/systemd/system,
@@ -79,5 +89,5 @@ def test_what_the_tasks_write_is_what_the_read_expects(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     files = json.loads(json.loads('"' + re.search(r'"msg": "STATE (.+)"$', out.stdout, re.M)[1] + '"'))
     written = {path: found for path, found in files.items() if path.startswith(str(tmp_path))}
-    assert len(written) == 6, files
+    assert len(written) == 8, files
     assert {path: found["differences"] for path, found in written.items()} == {path: [] for path in written}
