@@ -25,7 +25,7 @@ GRAYLOG_PORT = 11514
 GRAYLOG_CONF = """\
 global(workDirectory="{dir}/spool")
 module(load="imtcp")
-template(name="fields" type="string" string="%HOSTNAME% %APP-NAME% %msg%\\n")
+template(name="fields" type="string" string="%HOSTNAME% %APP-NAME% %STRUCTURED-DATA% %msg%\\n")
 input(type="imtcp" port="{graylog}" address="127.0.0.1" ruleset="received")
 ruleset(name="received") {{ action(type="omfile" file="{dir}/received.log" template="fields") }}
 """
@@ -132,9 +132,11 @@ def program(i: int) -> str:
 
 
 def arrived(got: list[str], lines: list[str]) -> dict[str, int]:
-    """How often each line arrived, in RFC 5424 with the sender's host name and the program as fields."""
+    """How often each line arrived, in RFC 5424 with the sender's host name and the program as fields, and the
+    relay's origin element naming the address it came from."""
+    origin = rf'\[origin ip="{re.escape(SENDER_IP)}"\]'
     return {
-        text: sum(bool(re.fullmatch(rf"lab-sender {program(i)} +{text}", line)) for line in got)
+        text: sum(bool(re.fullmatch(rf"lab-sender {program(i)} {origin} +{text}", line)) for line in got)
         for i, text in enumerate(lines)
     }
 
