@@ -62,12 +62,13 @@ def register_elsewhere(env: dict[str, str], forge: LabForge, name: str) -> None:
 
 
 def lab_up() -> dict[str, str]:
-    """Starts the forge, the mirror, crunchy01's container and the Vault (waiting for its build on a fresh
-    machine); returns the environment of site.yml."""
+    """Starts the forge, the mirror, crunchy01's container, the Vault (waiting for its build on a fresh
+    machine) and the log receiver; returns the environment of site.yml."""
     sh(str(LAB / "forge"), "up")
     sh(str(LAB / "mirror"), "up", timeout=1800)
     sh(str(LAB / "kvm-host"), "up", HOST, HOST_IP)
     sh(str(LAB / "vault"), "up", timeout=3600)
+    sh(str(LAB / "logs"), "up")
     return site_env()
 
 
@@ -75,7 +76,7 @@ def site_env() -> dict[str, str]:
     """The lab's values, the Vault login of the playbooks among them. It holds the forge's own tokens for the
     tests' checks; Site keeps them from the playbooks, which read theirs from Vault."""
     env = {}
-    commands = (["forge", "env"], ["mirror", "env"], ["kvm-host", "env", HOST], ["vault", "login-env"])
+    commands = (["forge", "env"], ["mirror", "env"], ["kvm-host", "env", HOST], ["vault", "login-env"], ["logs", "env"])
     for command in commands:
         env.update(lab_env([str(LAB / command[0]), *command[1:]]))
     return env
