@@ -12,8 +12,10 @@ version_added: 0.3.0
 description:
   - True for a string of an IPv4 address, a slash and a prefix length from 0 to 32. Host bits may be set, so
     both a guest's address (C(192.168.1.16/24)) and a subnet (C(192.168.1.0/24)) pass.
-  - The other test of this file, C(foundation.runners.in_ipv4_subnet), is True when an address (with or without
+  - The other tests of this file. C(foundation.runners.in_ipv4_subnet) is True when an address (with or without
     its prefix) lies in a subnet; with a prefix, the prefix must also be the subnet's.
+    C(foundation.runners.ip_network) is True for an IPv4 or IPv6 address or network (C(192.0.2.5),
+    C(192.0.2.0/24), C(2001:db8::/32)), host bits unset, as systemd's C(IPAddressAllow=) takes them.
 extends_documentation_fragment:
   - foundation.runners.jinja_test
 """
@@ -25,6 +27,7 @@ EXAMPLES = r"""
       - "'192.168.1.16/24' is foundation.runners.ipv4_cidr"
       - "'192.168.1.16/24' is foundation.runners.in_ipv4_subnet('192.168.1.0/24')"
       - "'192.168.1.1' is foundation.runners.in_ipv4_subnet('192.168.1.0/24')"
+      - "'192.168.1.0/24' is foundation.runners.ip_network"
 """
 
 RETURN = r"""
@@ -63,6 +66,16 @@ def in_ipv4_subnet(value: object, subnet: object) -> bool:
         return False
 
 
+def ip_network(value: object) -> bool:
+    if not isinstance(value, str) or value != value.strip():
+        return False
+    try:
+        ipaddress.ip_network(value)
+    except ValueError:
+        return False
+    return True
+
+
 class TestModule:
     def tests(self) -> dict[str, object]:
-        return {"ipv4_cidr": ipv4_cidr, "in_ipv4_subnet": in_ipv4_subnet}
+        return {"ipv4_cidr": ipv4_cidr, "in_ipv4_subnet": in_ipv4_subnet, "ip_network": ip_network}

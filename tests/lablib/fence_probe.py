@@ -1,7 +1,8 @@
 """A job that tries to leave its container, as a malicious workflow would, and reads back what it reached.
 
 The job looks for a container engine socket (/var/run/docker.sock and every socket under /run and /var/run),
-asks each one, and the default gateway on 2375 and 2376, for the Docker API's /version, and asks for the host's
+asks each one, the default gateway on 2375 and 2376 and any further HOST:PORT it is given (FENCE_REACH) for the
+Docker API's /version (any HTTP answer counts as reached), and asks for the host's
 PID namespace, every capability and the engine socket through its own container options. It only needs bash
 and perl-base, which every Debian image has. Each finding is one `FENCE key=value` line in the job's log.
 """
@@ -31,6 +32,7 @@ if [ -n "$hex" ]; then
   gw=$(printf '%d.%d.%d.%d' "0x${hex:6:2}" "0x${hex:4:2}" "0x${hex:2:2}" "0x${hex:0:2}")
   for port in 2375 2376; do echo "FENCE tcp $gw:$port answers=$(ask "$gw:$port" | tr -d '\n')"; done
 fi
+for target in $FENCE_REACH; do echo "FENCE tcp $target answers=$(ask "$target" | tr -d '\n')"; done
 echo "FENCE done"
 """
 PROBE = "\n      - name: try to leave the container\n        shell: bash\n        run: |\n" + "".join(
@@ -43,12 +45,13 @@ ESCAPE_OPTIONS = (
 )
 
 
-def probe_workflow(label: str, image: str, escape_options: bool = True) -> str:
+def probe_workflow(label: str, image: str, escape_options: bool = True, reach: tuple[str, ...] = ()) -> str:
     """A workflow whose one job, on LABEL in IMAGE, runs the probe; with escape_options its container also asks
-    for the host's PID namespace, all capabilities, no seccomp and the engine socket."""
+    for the host's PID namespace, all capabilities, no seccomp and the engine socket; reach adds HOST:PORTs to ask."""
     options = f"      options: {ESCAPE_OPTIONS}\n" if escape_options else ""
     container = f"    container:\n      image: {image}\n{options}"
-    return f"on: push\njobs:\n  probe:\n    runs-on: {label}\n{container}    steps:{PROBE}"
+    env = f'    env:\n      FENCE_REACH: "{" ".join(reach)}"\n' if reach else ""
+    return f"on: push\njobs:\n  probe:\n    runs-on: {label}\n{container}{env}    steps:{PROBE}"
 
 
 def findings(log: str) -> dict[str, object]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import yaml
 
@@ -32,3 +34,18 @@ def run_installed(tmp_path: Path, role: str, sources: str, entry: str, *args: st
     no_ansible = subprocess.run([python, "-I", "-c", "import ansible"], capture_output=True, check=False)
     assert no_ansible.returncode != 0, f"{python} has Ansible; the test needs a Python without it"
     return subprocess.run([python, "-I", str(program), *args], capture_output=True, text=True, check=False)
+
+
+def install_script(tmp_path: Path, script: Path, name: str) -> ModuleType:
+    """A role's script installed as NAME with the collection's textfile writer beside it, as the roles install them,
+    and loaded."""
+    (tmp_path / "bin").mkdir()
+    installed = tmp_path / "bin" / name
+    installed.write_text(script.read_text())
+    helper = ROOT / "plugins" / "module_utils" / "_metrics_textfile.py"
+    (tmp_path / "bin" / "foundation_runners_textfile.py").write_text(helper.read_text())
+    spec = importlib.util.spec_from_file_location(name.replace("-", "_").removesuffix(".py"), installed)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from lablib.fence_probe import assert_fenced, findings, probe_workflow
 from lablib.forge import LabForge, Run
+from lablib.prometheus import Prometheus
 from lablib.shell import LAB, ROOT, sh, vault_secret, wait_until
 from lablib.spoof_probe import try_spoofing
 from site_lab import (
@@ -35,6 +36,7 @@ from site_lab import (
 )
 
 FORGE_IP = "198.51.100.10"
+METRICS_PORT = 9100  # fenced_runner_metrics_port in inventory/lab
 GATEWAY_IP = "198.51.100.1"  # the controller: the lab LAN's way out, as the site's gateway is
 
 
@@ -78,19 +80,25 @@ def test_02_fenced_job_runs_in_the_vm(lab, repo):
 
 
 def test_02b_a_fenced_job_cannot_leave_its_container(lab):
-    """The job, as an attacker: no engine socket answers, the escape options are dropped. A repository of its
-    own, so that its push starts this workflow alone."""
+    """The job, as an attacker: no engine socket answers, the escape options are dropped, the VM's node_exporter
+    does not answer it (the lab Prometheus, a scraper, reads it meanwhile). A repository of its own, so that its
+    push starts this workflow alone."""
     env = lab.env
     forge = LabForge(env["FORGE_GITEA_URL"], env["FORGE_GITEA_TOKEN_OWNER"], env["FORGE_GITEA_TOKEN_WRITE_ADMIN"])
     repo = forge.create_repo("e2e-fence")
+    exporter = f"{VM_IP}:{METRICS_PORT}"
     try:
         image = env.get("LAB_JOB_IMAGE_NAME", "lab/debian12:1")
-        run = repo.wait_run(repo.push({".gitea/workflows/fence.yml": probe_workflow("fenced", image)}), timeout=600)
+        probe_job = probe_workflow("fenced", image, reach=(exporter,))
+        run = repo.wait_run(repo.push({".gitea/workflows/fence.yml": probe_job}), timeout=600)
     finally:
         repo.delete()
     assert run.conclusion == "success", run.log
     found = findings(run.log)
     assert_fenced(found)
+    assert f"FENCE tcp {exporter} answers=none" in run.log, run.log
+    prometheus = Prometheus(env["PROMETHEUS_URL"])
+    wait_until(lambda: prometheus.value(f'up{{instance="{VM}"}}') == 1, 60, what="the lab Prometheus scrapes the VM")
     config = vm("cat /var/lib/forgejo-runner/config.yml", lab.env["LAB_VM_SSH_KEY"], check=False).stdout
     print(f"fenced job as attacker: {found}; runner config docker_host line: {re.findall('docker_host:.*', config)}")
 
@@ -524,17 +532,41 @@ def runner_version(name: str) -> str:
     return sh("sqlite3", "-readonly", db, query).stdout.strip()
 
 
+def runner_facts(prometheus: Prometheus, wanted, timeout: float = 90) -> dict:
+    """The runner VM's own metrics as the lab Prometheus last scraped them (unit active, version, jobs running),
+    once wanted(facts) holds."""
+
+    def facts() -> dict | None:
+        info = prometheus.series(f'foundation_runners_runner_info{{runner="{VM}"}}')
+        active = prometheus.value(f'foundation_runners_runner_unit_state{{runner="{VM}",state="active"}}')
+        jobs = prometheus.value(f'foundation_runners_runner_jobs_running{{runner="{VM}"}}')
+        if not info or active is None or jobs is None:
+            return None
+        found = {"version": info[0][0]["version"], "active": active, "jobs": jobs}
+        return found if wanted(found) else None
+
+    return wait_until(facts, timeout, step=2, what="the runner's metrics")
+
+
 def test_10_an_upgrade_drains_the_running_job(lab):
     """A new runner version (binary and checksum) while a 60 s fenced job runs: the run swaps the binary, the restart
     lets the job finish (the runner's graceful shutdown, within shutdown_timeout), and the runner comes back with the
     same record, reporting the new version."""
     env, site, forge = lab.env, lab.site, lab.forge
+    prometheus = Prometheus(env["PROMETHEUS_URL"])
     [before] = forge.named(VM)
+    old_version = runner_version(VM)
     workflows = LabForge(env["FORGE_GITEA_URL"], env["FORGE_GITEA_TOKEN_OWNER"], env["FORGE_GITEA_TOKEN_WRITE_ADMIN"])
     repo = workflows.create_repo("e2e-upgrade")
     try:
         busy = push_probe(repo, "held-through-the-upgrade", sleep=60)
         repo.wait_started(busy, timeout=120)
+        # Meanwhile the lab Prometheus must show the job in the VM's own metrics, with the old version.
+        busy_seen: dict = {}
+        watcher = threading.Thread(
+            target=lambda: busy_seen.update(runner_facts(prometheus, lambda facts: facts["jobs"] >= 1)), daemon=True
+        )
+        watcher.start()
         upgrade = [
             "-e", f"fenced_runner_binary_url={env['LAB_RUNNER_NEXT_URL']}",
             "-e", f"fenced_runner_binary_checksum={env['LAB_RUNNER_NEXT_CHECKSUM']}",
@@ -549,6 +581,11 @@ def test_10_an_upgrade_drains_the_running_job(lab):
     [after] = forge.named(VM)
     assert after["id"] == before["id"] and after["status"] in ONLINE, after
     assert runner_version(VM) == env["LAB_RUNNER_NEXT_VERSION"]
+    # The VM's own metrics, in the lab Prometheus: the job while it ran, then the new version with the unit active.
+    watcher.join(timeout=120)
+    assert busy_seen.get("version") == old_version and busy_seen["active"] == 1, busy_seen
+    upgraded = runner_facts(prometheus, lambda facts: facts["version"] == env["LAB_RUNNER_NEXT_VERSION"])
+    assert upgraded["active"] == 1 and upgraded["jobs"] == 0, upgraded
     assert vm("sha256sum /usr/local/bin/forgejo-runner", env["LAB_VM_SSH_KEY"]).stdout.split()[0] == env[
         "LAB_RUNNER_NEXT_CHECKSUM"
     ].removeprefix("sha256:")

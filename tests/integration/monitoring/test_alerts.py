@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 from lablib.forge import LabForge
+from lablib.prometheus import Prometheus
 from lablib.runner import LabRunnerProcess
 from lablib.shell import LAB, ROOT, lab_env, sh, wait_until
 
@@ -37,19 +37,6 @@ jobs:
 
 def forge_command(*args: str) -> list[str]:
     return ["env", *(f"{k}={v}" for k, v in FORGE_ENV.items()), str(LAB / "forge"), *args]
-
-
-class Prometheus:
-    def __init__(self, url: str):
-        self.url = url
-
-    def value(self, query: str) -> float | None:
-        result = requests.get(f"{self.url}/api/v1/query", params={"query": query}, timeout=10).json()["data"]["result"]
-        return float(result[0]["value"][1]) if result else None
-
-    def alert_state(self, name: str) -> str:
-        alerts = requests.get(f"{self.url}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
-        return next((a["state"] for a in alerts if a["labels"]["alertname"] == name), "inactive")
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from installed_program import install_script
 from textfile_samples import samples
 
 SCRIPT = Path(__file__).resolve().parents[3] / "roles" / "bridge_forward_timer" / "files" / "bridge_forward.py"
@@ -197,17 +198,7 @@ def test_removal_acts_on_every_backend_in_use(monkeypatch: pytest.MonkeyPatch) -
 
 
 def installed(tmp_path: Path) -> ModuleType:
-    """The script and the textfile writer beside it, as the role installs them."""
-    (tmp_path / "bin").mkdir()
-    script = tmp_path / "bin" / "libvirt-bridge-forward.py"
-    script.write_text(SCRIPT.read_text())
-    helper = SCRIPT.parents[3] / "plugins" / "module_utils" / "_metrics_textfile.py"
-    (tmp_path / "bin" / "foundation_runners_textfile.py").write_text(helper.read_text())
-    spec = importlib.util.spec_from_file_location("bridge_forward_installed", script)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return install_script(tmp_path, SCRIPT, "libvirt-bridge-forward.py")
 
 
 def test_metrics_count_repairs_across_runs(tmp_path):

@@ -120,6 +120,13 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
     ("vcpus-zero", {"fenced_runner_vcpus": 0}, "a VM needs at least 1 vCPU"),
     ("memory-unit", {"fenced_runner_memory": "32GB"}, "fenced_runner_memory '32GB' is not a size"),
     ("capacity-zero", {"fenced_runner_capacity": 0}, "must take at least 1 job"),
+    ("metrics-no-scrapers", {"fenced_runner_metrics_port": 9100}, "list the addresses or networks"),
+    (
+        "metrics-scraper-word",
+        {"fenced_runner_metrics_port": 9100, "fenced_runner_metrics_scrapers": ["any"]},
+        "fenced_runner_metrics_scrapers is 'any'",
+    ),
+    ("metrics-port", {"fenced_runner_metrics_port": 70000}, "give a TCP port"),
     ("job-timeout", {"fenced_runner_job_timeout": "forever"}, "is not a Go duration"),
     ("binary-checksum-missing", {"fenced_runner_binary_checksum": ""}, "Take it from the .sha256 file"),
     (

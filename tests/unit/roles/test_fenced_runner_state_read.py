@@ -27,6 +27,13 @@ def _playbook(tmp_path: Path) -> Path:
         "journald": f"{etc}/60-foundation-runners-journald.conf",
         "rsyslog": f"{etc}/60-foundation-runners.conf",
     }
+    # The metrics files: the script, the textfile writer, the timer's units and node_exporter's drop-in.
+    metrics = {
+        "__fenced_runner_libexec": f"{etc}/libexec",
+        "__fenced_runner_metrics_service": f"{etc}/runner-metrics.service",
+        "__fenced_runner_metrics_timer": f"{etc}/runner-metrics.timer",
+        "__fenced_runner_metrics_dropin": f"{etc}/node-exporter.d/foundation-runners.conf",
+    }
     overrides = {
         "fenced_runner_home": str(home),
         "fenced_runner_binary_checksum": "sha256:" + "ab" * 32,
@@ -41,6 +48,9 @@ def _playbook(tmp_path: Path) -> Path:
         "role_path": str(ROLE),  # what a role's tasks see; the log files come from log_shipping beside it
         "__fenced_runner_journald_conf": paths["journald"],
         "__fenced_runner_rsyslog_conf": paths["rsyslog"],
+        "fenced_runner_metrics_port": 9100,
+        "fenced_runner_metrics_scrapers": ["198.51.100.70"],
+        **metrics,
     }
     writes = (
         [{"ansible.builtin.file": {"path": str(d), "state": "directory"}} for d in (home, etc)]
@@ -61,6 +71,17 @@ def _playbook(tmp_path: Path) -> Path:
             {"ansible.builtin.copy": {"content": f"{{{{ __fenced_runner_log_contents.{key} }}}}", "dest": paths[key]}}
             for key in ("journald", "rsyslog")
         ]
+        + [
+            {"ansible.builtin.file": {"path": f"{etc}/{d}", "state": "directory"}}
+            for d in ("libexec", "node-exporter.d")
+        ]
+        + [
+            {
+                "ansible.builtin.copy": {"content": "{{ item.content }}", "dest": "{{ item.path }}"},
+                "loop": "{{ __fenced_runner_metrics_files }}",
+                "loop_control": {"label": "{{ item.path }}"},
+            }
+        ]
     )
     # The content-bearing entries only (this machine has no runner user); the unit's names /etc/systemd/system,
     # so the test reads the copy it wrote instead.
@@ -80,6 +101,7 @@ def _playbook(tmp_path: Path) -> Path:
     }
     show = {"ansible.builtin.debug": {"msg": "STATE {{ state.files | to_json }}"}}
     (tmp_path / "templates").symlink_to(ROLE / "templates")
+    (tmp_path / "files").symlink_to(ROLE / "files")
     block = {"name": "inputs", "vars": overrides, "block": [*writes, read, show]}
     return role_vars_play(tmp_path, "fenced_runner", [block])
 
@@ -89,5 +111,5 @@ def test_what_the_tasks_write_is_what_the_read_expects(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     files = json.loads(json.loads('"' + re.search(r'"msg": "STATE (.+)"$', out.stdout, re.M)[1] + '"'))
     written = {path: found for path, found in files.items() if path.startswith(str(tmp_path))}
-    assert len(written) == 8, files
+    assert len(written) == 13, files
     assert {path: found["differences"] for path, found in written.items()} == {path: [] for path in written}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.foundation.runners.plugins.test.ipv4 import in_ipv4_subnet, ipv4_cidr
+from ansible_collections.foundation.runners.plugins.test.ipv4 import in_ipv4_subnet, ip_network, ipv4_cidr
 
 
 @pytest.mark.parametrize("value", ["192.168.1.16/24", "192.168.1.0/24", "10.0.0.1/32", "0.0.0.0/0"])
@@ -35,3 +35,14 @@ def test_ipv4_cidr_refuses(value):
 )
 def test_in_ipv4_subnet(value, subnet, inside):
     assert in_ipv4_subnet(value, subnet) is inside
+
+
+@pytest.mark.parametrize("value", ["192.0.2.5", "192.0.2.0/24", "2001:db8::/32", "::1", "0.0.0.0/0"])
+def test_ip_network_accepts(value):
+    assert ip_network(value)
+
+
+@pytest.mark.parametrize("value", ["192.0.2.5/24", "any", "localhost", " 192.0.2.5", "192.0.2.300", "", None, 5])
+def test_ip_network_refuses(value):
+    """Host bits set, systemd's words, padding and non-addresses are refused."""
+    assert not ip_network(value)
