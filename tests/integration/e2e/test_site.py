@@ -398,7 +398,8 @@ def test_07_the_bridge_rule_keeps_the_runner_online(lab):
 def test_07b_the_runner_lines_reach_the_log_receiver_through_its_outage(lab):
     """log_shipping on the lab: the receiver (tests/lab/logs, the role's relay before Graylog's input) stopped for a
     minute while the runner VM writes a line every 2 s as the runner's program; once it is back, every line is
-    there once, with the VM's host name. crunchy01's bridge timer ships its repairs the same way."""
+    there once, with the VM's host name and the VM's address as the relay's origin. crunchy01's bridge timer ships
+    its repairs the same way."""
     received = Path(lab.env["LAB_LOG_RECEIVED"])
     tag = f"e2e-outage-{int(time.time())}"
     sh(str(LAB / "logs"), "stop")
@@ -415,7 +416,8 @@ def test_07b_the_runner_lines_reach_the_log_receiver_through_its_outage(lab):
     wait_until(lambda: len(set(lines())) >= 30, 180, step=2)
     caught_up = time.monotonic() - back
     got = sorted(" ".join(line.split()) for line in lines())
-    assert got == sorted(f"{VM} forgejo-runner {tag} line {i}" for i in range(30)), got
+    origin = f'[origin ip="{VM_IP}"]'  # the relay's stamp of the address the line came from
+    assert got == sorted(f"{VM} forgejo-runner {origin} {tag} line {i}" for i in range(30)), got
     wait_until(lambda: " libvirt-bridge-forward " in received.read_text(), 150, step=5)
     bridge = [line for line in received.read_text().splitlines() if " libvirt-bridge-forward " in line]
     TIMINGS["logs_caught_up"] = caught_up

@@ -7,7 +7,6 @@ not shipped. The sender restarted during the outage: the known limit of rsyslog 
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -15,20 +14,18 @@ import time
 from pathlib import Path
 
 import pytest
-from lablib.shell import LAB, ROOT, sh, wait_until
+from lablib.shell import LAB, sh, wait_until
 
 SENDER, SENDER_IP = "logtx", "198.51.100.75"
 RECEIVER, RECEIVER_IP = "logrx", "198.51.100.74"
 PORT = 2514
 GRAYLOG_PORT = 11514
-# Graylog's syslog TCP input, as far as the relay can tell: RFC 5424, octet-counted, on the relay host's loopback.
+# Graylog's syslog TCP input, as far as the relay can tell: the lab receiver's own stand-in.
 GRAYLOG_CONF = """\
 global(workDirectory="{dir}/spool")
-module(load="imtcp")
-template(name="fields" type="string" string="%HOSTNAME% %APP-NAME% %STRUCTURED-DATA% %msg%\\n")
-input(type="imtcp" port="{graylog}" address="127.0.0.1" ruleset="received")
-ruleset(name="received") {{ action(type="omfile" file="{dir}/received.log" template="fields") }}
-"""
+""" + (LAB / "logs.d" / "graylog-input.conf").read_text().replace("{", "{{").replace("}", "}}").replace(
+    "@DIR@", "{dir}"
+).replace("@PORT@", "{graylog}")
 RELAY_CONF = """\
 global(workDirectory="{dir}/spool")
 include(file="{dir}/foundation-runners-relay.conf")
@@ -67,21 +64,7 @@ class Rsyslogd:
 
 def render(directory: Path, template: str, **variables) -> None:
     """One of the role's templates, rendered by Ansible with the role's defaults and these variables."""
-    role = ROOT / "roles" / "log_shipping"
-    task = {"src": str(role / "templates" / template), "dest": str(directory / template.removesuffix(".j2"))}
-    play = [
-        {
-            "hosts": "localhost",
-            "gather_facts": False,
-            "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
-            "tasks": [{"ansible.builtin.template": {**task, "validate": "rsyslogd -N1 -f %s"}}],
-        }
-    ]
-    playbook = directory / "render.yml"
-    playbook.write_text(json.dumps(play))
-    ansible = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook)]
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".ansible" / "collections")}
-    sh(*ansible, "-e", f"@{role / 'defaults' / 'main.yml'}", "-e", json.dumps(variables), env=env)
+    sh(str(LAB / "logs"), "render", template, str(directory / template.removesuffix(".j2")), json.dumps(variables))
 
 
 @pytest.fixture
