@@ -4,6 +4,7 @@ the VM by ssh, as the playbooks do."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -132,6 +133,18 @@ def host(*command: str, check: bool = True, stdin: str | None = None, name: str 
     """A command in a lab KVM host's container (crunchy01's unless named)."""
     pid = sh(str(LAB / "kvm-host"), "pid", name).stdout.strip()
     return sh("nsenter", "-t", pid, "-m", "-u", "-i", "-n", "-p", "--", *command, check=check, input=stdin)
+
+
+@contextlib.contextmanager
+def stand_in_held():
+    """crunchy01's kube-router stand-in stopped and the bridge rule put back, for a test that must not race a
+    flush; the stand-in runs again afterwards. The flushes have tests of their own (test_05, test_07)."""
+    host("systemctl", "stop", "frlab-kube-router.timer")
+    try:
+        host("systemctl", "start", "libvirt-bridge-forward.service")
+        yield
+    finally:
+        host("systemctl", "start", "frlab-kube-router.timer")
 
 
 def kvm_virsh(*args: str, check: bool = True) -> str:

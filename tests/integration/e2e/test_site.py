@@ -32,6 +32,7 @@ from site_lab import (
     probe,
     push_probe,
     register_elsewhere,
+    stand_in_held,
     vm,
 )
 
@@ -108,14 +109,9 @@ def test_02c_the_vm_cannot_spoof_the_lan(lab):
     claims the gateway's address by gratuitous ARP. clean-traffic on the VM's NIC stops both; with the filter
     lifted (live, for this test only) the same tries work, so the first result means something. The kube-router
     stand-in is held for the test: a flush between the probe's pings cut the guest off from the forge and made the
-    unfiltered try look blocked; the flushes have tests of their own (test_05, test_07)."""
-    key = lab.env["LAB_VM_SSH_KEY"]
-    host("systemctl", "stop", "frlab-kube-router.timer")
-    try:
-        host("systemctl", "start", "libvirt-bridge-forward.service")
-        _spoof_with_and_without_the_filter(key)
-    finally:
-        host("systemctl", "start", "frlab-kube-router.timer")
+    unfiltered try look blocked."""
+    with stand_in_held():
+        _spoof_with_and_without_the_filter(lab.env["LAB_VM_SSH_KEY"])
 
 
 def _spoof_with_and_without_the_filter(key: str) -> None:
@@ -375,11 +371,8 @@ def test_07_the_bridge_rule_keeps_the_runner_online(lab):
     # The default covers the VM bridge alone: another bridge (k3s' cni0 on crunchy01) gets no ACCEPT.
     host("ip", "link", "add", "cni0", "type", "bridge", check=False)
     try:
-        for _attempt in range(3):  # the stand-in may flush between the two commands
-            host("systemctl", "start", "libvirt-bridge-forward.service")
+        with stand_in_held():
             rules = [line for line in host("iptables", "-S", "FORWARD").stdout.splitlines() if "physdev" in line]
-            if rules:
-                break
     finally:
         host("ip", "link", "del", "cni0", check=False)
     assert rules == ["-A FORWARD -i br0 -m physdev --physdev-is-bridged -j ACCEPT"], rules
