@@ -16,6 +16,8 @@ description:
     its prefix) lies in a subnet; with a prefix, the prefix must also be the subnet's.
     C(foundation.runners.ip_network) is True for an IPv4 or IPv6 address or network (C(192.0.2.5),
     C(192.0.2.0/24), C(2001:db8::/32)), host bits unset, as systemd's C(IPAddressAllow=) takes them.
+    C(foundation.runners.in_any_network) is True when an address lies in one of a list of such networks (entries
+    that are not networks are passed over).
 extends_documentation_fragment:
   - foundation.runners.jinja_test
 """
@@ -28,6 +30,7 @@ EXAMPLES = r"""
       - "'192.168.1.16/24' is foundation.runners.in_ipv4_subnet('192.168.1.0/24')"
       - "'192.168.1.1' is foundation.runners.in_ipv4_subnet('192.168.1.0/24')"
       - "'192.168.1.0/24' is foundation.runners.ip_network"
+      - "'192.168.1.1' is foundation.runners.in_any_network(['10.0.0.0/8', '192.168.1.0/24'])"
 """
 
 RETURN = r"""
@@ -76,6 +79,19 @@ def ip_network(value: object) -> bool:
     return True
 
 
+def in_any_network(value: object, networks: object) -> bool:
+    try:
+        address = ipaddress.ip_address(str(value).split("/", maxsplit=1)[0])
+    except ValueError:
+        return False
+    return any(ip_network(n) and address in ipaddress.ip_network(n) for n in networks or [] if isinstance(n, str))
+
+
 class TestModule:
     def tests(self) -> dict[str, object]:
-        return {"ipv4_cidr": ipv4_cidr, "in_ipv4_subnet": in_ipv4_subnet, "ip_network": ip_network}
+        return {
+            "ipv4_cidr": ipv4_cidr,
+            "in_ipv4_subnet": in_ipv4_subnet,
+            "ip_network": ip_network,
+            "in_any_network": in_any_network,
+        }

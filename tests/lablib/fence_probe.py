@@ -2,9 +2,10 @@
 
 The job looks for a container engine socket (/var/run/docker.sock and every socket under /run and /var/run),
 asks each one, the default gateway on 2375 and 2376 and any further HOST:PORT it is given (FENCE_REACH) for the
-Docker API's /version (any HTTP answer counts as reached), and asks for the host's
-PID namespace, every capability and the engine socket through its own container options. It only needs bash
-and perl-base, which every Debian image has. Each finding is one `FENCE key=value` line in the job's log.
+Docker API's /version, and asks for the host's PID namespace, every capability and the engine socket through its
+own container options. Any HTTP answer counts as reached; "none" means no connection, "connected" one that gave
+no line. It only needs bash and perl-base, which every Debian image has. Each finding is one `FENCE key=value`
+line in the job's log.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ ask() {
                               : IO::Socket::INET->new(PeerAddr => $ARGV[0], Timeout => 3);
     $s or do { print "none\n"; exit 0 };
     print $s "GET /version HTTP/1.0\r\nHost: docker\r\n\r\n";
-    my $line = <$s> // "none\n"; $line =~ s/\r//; print $line;' "$1"
+    my $line = <$s> // "connected\n"; $line =~ s/\r//; print $line;' "$1"
 }
 echo "FENCE pid1=$(cat /proc/1/comm)"
 echo "FENCE capeff=$(awk '/^CapEff/ {print $2}' /proc/self/status)"

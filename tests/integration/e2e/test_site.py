@@ -82,22 +82,31 @@ def test_02_fenced_job_runs_in_the_vm(lab, repo):
 
 def test_02b_a_fenced_job_cannot_leave_its_container(lab):
     """The job, as an attacker: no engine socket answers, the escape options are dropped, the VM's node_exporter
-    does not answer it (the lab Prometheus, a scraper, reads it meanwhile). A repository of its own, so that its
-    push starts this workflow alone."""
+    does not answer it (the lab Prometheus, a scraper, reads it meanwhile), and it cannot connect to the KVM host or
+    the log relay, which the VM itself reaches. A repository of its own, so that its push starts this workflow
+    alone."""
     env = lab.env
     forge = LabForge(env["FORGE_GITEA_URL"], env["FORGE_GITEA_TOKEN_OWNER"], env["FORGE_GITEA_TOKEN_WRITE_ADMIN"])
     repo = forge.create_repo("e2e-fence")
     exporter = f"{VM_IP}:{METRICS_PORT}"
+    # fenced_runner_job_denied_networks in inventory/lab: the KVM host (its sshd) and the log relay (RELP).
+    denied = (f"{env['LAB_KVM_HOST_ADDR']}:22", f"{env['LAB_LOG_TARGET']}:2514")
     try:
         image = env.get("LAB_JOB_IMAGE_NAME", "lab/debian12:1")
-        probe_job = probe_workflow("fenced", image, reach=(exporter,))
+        probe_job = probe_workflow("fenced", image, reach=(exporter, *denied))
         run = repo.wait_run(repo.push({".gitea/workflows/fence.yml": probe_job}), timeout=600)
     finally:
         repo.delete()
     assert run.conclusion == "success", run.log
     found = findings(run.log)
     assert_fenced(found)
-    assert f"FENCE tcp {exporter} answers=none" in run.log, run.log
+    for target in (exporter, *denied):
+        assert f"FENCE tcp {target} answers=none" in run.log, f"the job reached {target}:\n{run.log}"
+    # The VM itself still reaches them: the jobs' fence is the containers' alone.
+    key = env["LAB_VM_SSH_KEY"]
+    for target in denied:
+        address, port = target.split(":")
+        vm(f"timeout 5 bash -c 'exec 3<>/dev/tcp/{address}/{port}'", key)
     prometheus = Prometheus(env["PROMETHEUS_URL"])
     wait_until(lambda: prometheus.value(f'up{{instance="{VM}"}}') == 1, 60, what="the lab Prometheus scrapes the VM")
     config = vm("cat /var/lib/forgejo-runner/config.yml", lab.env["LAB_VM_SSH_KEY"], check=False).stdout

@@ -148,7 +148,7 @@ def day_one(lab) -> Site:
     wait_until(lambda: container_runner_runs(env["LAB_VM_SSH_KEY"]), 600, step=5)
     sh(str(LAB / "forge-profile"), "up")
     sh(str(LAB / "forge-profile"), "set", "14")
-    extra = {"LAB_BRIX02_PID": sh(str(LAB / "kvm-host"), "pid", BRIX).stdout.strip()}
+    extra = {"LAB_BRIX02_PID": sh(str(LAB / "kvm-host"), "pid", BRIX).stdout.strip(), "LAB_BRIX02_ADDR": BRIX_IP}
     extra.update(lab_env([str(LAB / "forge-profile"), "env"]))
     return Site(env, inventory="replica", extra=extra)
 

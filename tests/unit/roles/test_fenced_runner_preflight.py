@@ -127,6 +127,13 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
         "fenced_runner_metrics_scrapers is 'any'",
     ),
     ("metrics-port", {"fenced_runner_metrics_port": 70000}, "give a TCP port"),
+    ("denied-ipv6", {"fenced_runner_job_denied_networks": ["2001:db8::/32"]}, "are not IPv4 addresses or networks"),
+    ("denied-host-bits", {"fenced_runner_job_denied_networks": ["192.168.1.2/24"]}, "unset): 192.168.1.2/24"),
+    (
+        "denied-nameserver",
+        {"fenced_runner_job_denied_networks": ["192.168.1.0/28"], "fenced_runner_nameservers": ["192.168.1.1"]},
+        "covers the VM's nameserver(s) 192.168.1.1",
+    ),
     ("job-timeout", {"fenced_runner_job_timeout": "forever"}, "is not a Go duration"),
     ("binary-checksum-missing", {"fenced_runner_binary_checksum": ""}, "Take it from the .sha256 file"),
     (

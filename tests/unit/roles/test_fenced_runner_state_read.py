@@ -33,6 +33,7 @@ def _playbook(tmp_path: Path) -> Path:
         "__fenced_runner_metrics_service": f"{etc}/runner-metrics.service",
         "__fenced_runner_metrics_timer": f"{etc}/runner-metrics.timer",
         "__fenced_runner_metrics_dropin": f"{etc}/node-exporter.d/foundation-runners.conf",
+        "__fenced_runner_job_fence_path": f"{etc}/job-fence.service",
     }
     overrides = {
         "fenced_runner_home": str(home),
@@ -50,6 +51,7 @@ def _playbook(tmp_path: Path) -> Path:
         "__fenced_runner_rsyslog_conf": paths["rsyslog"],
         "fenced_runner_metrics_port": 9100,
         "fenced_runner_metrics_scrapers": ["198.51.100.70"],
+        "fenced_runner_job_denied_networks": ["198.51.100.30", "198.51.100.64/28"],
         **metrics,
     }
     writes = (
@@ -66,6 +68,12 @@ def _playbook(tmp_path: Path) -> Path:
         + [
             {"ansible.builtin.copy": {"content": "{{ __fenced_runner_control_keys_content }}", "dest": paths["keys"]}},
             {"ansible.builtin.copy": {"content": "{{ __fenced_runner_proxy_content }}", "dest": paths["proxy"]}},
+            {
+                "ansible.builtin.copy": {
+                    "content": "{{ __fenced_runner_job_fence_content }}",
+                    "dest": metrics["__fenced_runner_job_fence_path"],
+                }
+            },
         ]
         + [
             {"ansible.builtin.copy": {"content": f"{{{{ __fenced_runner_log_contents.{key} }}}}", "dest": paths[key]}}
@@ -111,5 +119,5 @@ def test_what_the_tasks_write_is_what_the_read_expects(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     files = json.loads(json.loads('"' + re.search(r'"msg": "STATE (.+)"$', out.stdout, re.M)[1] + '"'))
     written = {path: found for path, found in files.items() if path.startswith(str(tmp_path))}
-    assert len(written) == 13, files
+    assert len(written) == 14, files
     assert {path: found["differences"] for path, found in written.items()} == {path: [] for path in written}

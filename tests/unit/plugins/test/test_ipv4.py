@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.foundation.runners.plugins.test.ipv4 import in_ipv4_subnet, ip_network, ipv4_cidr
+from ansible_collections.foundation.runners.plugins.test.ipv4 import (
+    in_any_network,
+    in_ipv4_subnet,
+    ip_network,
+    ipv4_cidr,
+)
 
 
 @pytest.mark.parametrize("value", ["192.168.1.16/24", "192.168.1.0/24", "10.0.0.1/32", "0.0.0.0/0"])
@@ -46,3 +51,18 @@ def test_ip_network_accepts(value):
 def test_ip_network_refuses(value):
     """Host bits set, systemd's words, padding and non-addresses are refused."""
     assert not ip_network(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "networks", "inside"),
+    [
+        ("192.0.2.5", ["198.51.100.0/24", "192.0.2.0/28"], True),
+        ("192.0.2.5", ["192.0.2.5"], True),
+        ("192.0.2.50", ["192.0.2.0/28"], False),
+        ("192.0.2.5", ["not-a-network", "192.0.2.5/24"], False),  # entries that are not networks count for nothing
+        ("resolver.example", ["192.0.2.0/24"], False),
+        ("192.0.2.5", [], False),
+    ],
+)
+def test_in_any_network(value, networks, inside):
+    assert in_any_network(value, networks) is inside
