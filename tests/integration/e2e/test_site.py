@@ -386,6 +386,7 @@ def test_07_the_bridge_rule_keeps_the_runner_online(lab):
         host("ip", "link", "del", "cni0", check=False)
     assert rules == ["-A FORWARD -i br0 -m physdev --physdev-is-bridged -j ACCEPT"], rules
     host("systemctl", "disable", "--now", "libvirt-bridge-forward.timer")
+    flushed_at = time.time()
     try:
         sh(str(LAB / "kvm-host"), "flush", HOST)
         waited = forge.wait_status(VM, {"offline"}, timeout=240)[1]
@@ -394,7 +395,15 @@ def test_07_the_bridge_rule_keeps_the_runner_online(lab):
         host("systemctl", "enable", "--now", "libvirt-bridge-forward.timer")
     status_back, back = forge.wait_status(VM, ONLINE, timeout=180)
     TIMINGS["online_again"] = back
-    print(f"bridge timer off: {VM} offline after {waited:.0f} s; timer on: {status_back} after {back:.0f} s")
+    # crunchy01's node_exporter, scraped by the lab Prometheus, shows the repair the timer made.
+    prometheus = Prometheus(lab.env["PROMETHEUS_URL"])
+    last = 'foundation_runners_bridge_rule_last_repair_timestamp_seconds{instance="crunchy01"}'
+    wait_until(lambda: (prometheus.value(last) or 0) >= flushed_at, 60, step=2, what="the repair in Prometheus")
+    repairs = prometheus.value('foundation_runners_bridge_rule_repairs_total{instance="crunchy01"}')
+    print(
+        f"bridge timer off: {VM} offline after {waited:.0f} s; timer on: {status_back} after {back:.0f} s;"
+        f" Prometheus: {repairs:.0f} repairs on crunchy01"
+    )
 
 
 def test_07b_the_runner_lines_reach_the_log_receiver_through_its_outage(lab):
