@@ -64,12 +64,13 @@ def register_elsewhere(env: dict[str, str], forge: LabForge, name: str) -> None:
 
 def lab_up() -> dict[str, str]:
     """Starts the forge, the mirror, crunchy01's container, the Vault (waiting for its build on a fresh
-    machine) and the log receiver; returns the environment of site.yml."""
+    machine), the log receiver and Prometheus; returns the environment of site.yml."""
     sh(str(LAB / "forge"), "up")
     sh(str(LAB / "mirror"), "up", timeout=1800)
     sh(str(LAB / "kvm-host"), "up", HOST, HOST_IP)
     sh(str(LAB / "vault"), "up", timeout=3600)
     sh(str(LAB / "logs"), "up")
+    sh(str(LAB / "prometheus"), "up")
     return site_env()
 
 
@@ -78,6 +79,7 @@ def site_env() -> dict[str, str]:
     tests' checks; Site keeps them from the playbooks, which read theirs from Vault."""
     env = {}
     commands = (["forge", "env"], ["mirror", "env"], ["kvm-host", "env", HOST], ["vault", "login-env"], ["logs", "env"])
+    commands += (["prometheus", "env"],)
     for command in commands:
         env.update(lab_env([str(LAB / command[0]), *command[1:]]))
     return env
