@@ -89,8 +89,8 @@ def test_02b_a_fenced_job_cannot_leave_its_container(lab):
     forge = LabForge(env["FORGE_GITEA_URL"], env["FORGE_GITEA_TOKEN_OWNER"], env["FORGE_GITEA_TOKEN_WRITE_ADMIN"])
     repo = forge.create_repo("e2e-fence")
     exporter = f"{VM_IP}:{METRICS_PORT}"
-    # fenced_runner_job_denied_networks in inventory/lab: the KVM host (its sshd) and the log relay (RELP).
-    denied = (f"{env['LAB_KVM_HOST_ADDR']}:22", f"{env['LAB_LOG_TARGET']}:2514")
+    # fenced_runner_job_denied_networks in inventory/lab: the KVM host (its node_exporter) and the log relay (RELP).
+    denied = (f"{env['LAB_KVM_HOST_ADDR']}:9100", f"{env['LAB_LOG_TARGET']}:2514")
     try:
         image = env.get("LAB_JOB_IMAGE_NAME", "lab/debian12:1")
         probe_job = probe_workflow("fenced", image, reach=(exporter, *denied))
