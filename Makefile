@@ -10,15 +10,12 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 PYTEST := tools/pytest
 
 TEST_PARTS := test-lint test-sanity test-unit test-forgejo test-runner test-libvirt test-molecule test-k8s test-vault test-failover test-monitoring test-logs test-e2e test-builds
-# How make test runs them: A,B is A then B; + puts lanes beside each other (tools/timed). Alone, libvirt, molecule
-# and k8s kept the 2 cores 62 %, 45 % and 28 % busy (they wait on TCG guests, the forge and Kubernetes), so two
-# lanes run beside each other where they share no lab host and no forge profile:
-# the libvirt hosts and the molecule containers beside the forge, runner, k8s and Vault parts; then the site lab
-# beside the failover lab, then the monitoring part (mostly waiting on the forge and Prometheus) and the logs part
-# (rsyslogd, mostly waiting). The Vault part rotates the fleet's forge token, which the site lab reads from the same
-# Vault, so the two never run at once. Three busy lanes at once (load 5 to 9) failed a failover test. Lint, sanity
-# and unit run first, alone, while the background builds start.
-TEST_PLAN := test-lint test-sanity test-unit test-libvirt,test-molecule+test-forgejo,test-runner,test-k8s,test-vault test-failover,test-monitoring,test-logs+test-e2e test-builds
+# How make test runs them: A,B is A then B; + puts lanes beside each other (tools/timed). Two lanes from the start:
+# the e2e part (the longest) on a forge, Vault and control plane of its own (tests/lab/e2e.env), then logs and
+# monitoring on hosts of their own; beside it every other part in turn, lint, sanity and unit first (k8s on a forge
+# of its own, tests/lab/k8s.env). A third lane beside them slowed the e2e part's TCG guest more than it gained
+# (tests/bench/README.md), and three busy lanes (load 5 to 9) failed a failover test.
+TEST_PLAN := test-lint,test-sanity,test-unit,test-forgejo,test-runner,test-vault,test-libvirt,test-molecule,test-k8s,test-failover+test-e2e,test-logs,test-monitoring test-builds
 
 .PHONY: deps lab lab-down test fresh-check $(TEST_PARTS) bench bench-prune bench-failover
 
@@ -85,11 +82,10 @@ test-molecule: deps
 	tests/lab/forge up
 	ANSIBLE_HOME=$(CURDIR)/.ansible/molecule-home molecule test --all
 
-## k3s_heavy_runner against the lab's kube-apiserver (kine, kwok-simulated pods) and the lab forge.
+## k3s_heavy_runner against the lab's kube-apiserver (kine, kwok-simulated pods) and a lab forge of its own.
 test-k8s: deps
-	tests/lab/forge up
-	tests/lab/k8s up
-	$(PYTEST) tests/integration/k8s
+	set -a && . tests/lab/k8s.env && set +a && tests/lab/forge up && tests/lab/k8s up && \
+	  { $(PYTEST) tests/integration/k8s; rc=$$?; tests/lab/k8s down; exit $$rc; }
 
 ## The production inventory's secrets path against the lab's real Vault (built in the background by make test's
 ## prebuild) and the lab forge: forge_tokens.yml, then forge.yml reading its token from Vault.
@@ -113,7 +109,8 @@ test-logs: deps
 	$(PYTEST) -s tests/integration/logs
 
 ## site.yml end to end: converged from nothing on the lab, fenced jobs in the runner VM, flushes, re-runs,
-## a fresh controller, secrets, the bridge rule, the cutover from runner-01 and bad inputs.
+## a fresh controller, secrets, the bridge rule, the cutover from runner-01, bad inputs, an upgrade, day one on the
+## production replica, the standby on brix02, and the VM replaced on the prepared base.
 test-e2e: deps
 	$(PYTEST) -s tests/integration/e2e
 

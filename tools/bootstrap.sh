@@ -40,14 +40,25 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-stamp=.venv/.requirements.sha
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
-if [[ ! -x .venv/bin/python || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-  echo "bootstrap: pip install -r requirements.txt"
-  python3 -m venv .venv
-  .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -r requirements.txt
-  echo "$want" >"$stamp"
+# The venv is built once per requirements.txt and Python, in the build cache outside the clone (a venv cannot move:
+# its scripts name its path), and each clone links it as .venv. A venv without its stamp is unfinished and is rebuilt.
+want=$(cat requirements.txt <(python3 -VV) | sha256sum | cut -c1-16)
+venv=${FR_CACHE:-$HOME/.cache/foundation-runners}/venv/$want
+mkdir -p "${venv%/*}"
+(
+  flock 9
+  if [[ ! -f $venv/.complete ]]; then
+    echo "bootstrap: pip install -r requirements.txt into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --upgrade pip
+    "$venv/bin/pip" install -q -r requirements.txt
+    touch "$venv/.complete"
+  fi
+) 9>"$venv.lock"
+if [[ "$(readlink .venv 2>/dev/null)" != "$venv" ]]; then
+  [[ -L .venv || ! -e .venv ]] || rm -rf .venv  # a venv an older bootstrap built in the clone
+  ln -sfn "$venv" .venv
 fi
 
 # The collection is used in place: .ansible/collections/ansible_collections/foundation/runners -> repo.

@@ -33,7 +33,8 @@ def _digest(path: str, algorithm: str) -> str:
     return h.hexdigest()
 
 
-def _name_of(table: Callable[[int], Any], number: int) -> str:
+def name_of(table: Callable[[int], Any], number: int) -> str:
+    """The name of a uid or gid (table: pwd.getpwuid or grp.getgrgid), or the number where it has none."""
     try:
         return table(number)[0]
     except KeyError:
@@ -51,8 +52,8 @@ def file_state(spec: dict[str, Any]) -> dict[str, Any]:
     found = {
         "exists": True,
         "type": kind,
-        "owner": _name_of(pwd.getpwuid, st.st_uid),
-        "group": _name_of(grp.getgrgid, st.st_gid),
+        "owner": name_of(pwd.getpwuid, st.st_uid),
+        "group": name_of(grp.getgrgid, st.st_gid),
         "mode": f"{stat.S_IMODE(st.st_mode):04o}",
     }
     if want == "absent":
@@ -91,7 +92,7 @@ def user_state(spec: dict[str, Any]) -> dict[str, Any]:
     except KeyError:
         return {"exists": False, "differences": ["missing"]}
     groups = sorted(g.gr_name for g in grp.getgrall() if name in g.gr_mem)
-    primary = _name_of(grp.getgrgid, entry.pw_gid)
+    primary = name_of(grp.getgrgid, entry.pw_gid)
     password = _shadow_field(name)
     found = {
         "exists": True,
@@ -120,6 +121,16 @@ def docker_image_id(run_command: RunCommand, docker: str, name: str) -> str | No
     """The image's id in the local engine, None when it is not there (or the engine does not answer)."""
     rc, out, _err = run_command([docker, "image", "inspect", "--format", "{{.Id}}", name])
     return out.strip() if rc == 0 and out.strip() else None
+
+
+def unit_state(run_command: RunCommand, systemctl: str | None, name: str) -> dict[str, str]:
+    """A systemd unit's ActiveState and UnitFileState ("unknown" each where systemctl cannot tell)."""
+    found = {"active": "unknown", "enabled": "unknown"}
+    if systemctl:
+        rc, out, _err = run_command([systemctl, "show", name, "--property=ActiveState,UnitFileState"])
+        values = dict(line.partition("=")[::2] for line in out.splitlines()) if rc == 0 else {}
+        found = {"active": values.get("ActiveState") or "unknown", "enabled": values.get("UnitFileState") or "unknown"}
+    return found
 
 
 def read_text(path: str) -> str | None:

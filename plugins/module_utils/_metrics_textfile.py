@@ -59,14 +59,17 @@ def render(metrics: t.Iterable[Metric]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def replace_file(path: str, text: str, mode: int = 0o600) -> None:
-    """Replace path with text atomically: a reader (node_exporter, the next run) never sees half a file. The
-    temporary file is hidden and ends in .tmp, so that no *.prom or state reader picks it up."""
+def replace_file(path: str, data: str | bytes, mode: int = 0o600, ids: tuple[int, int] | None = None) -> None:
+    """Replace path with data (text is written as UTF-8) atomically: a reader (node_exporter, the next run) never
+    sees half a file. The temporary file is hidden and ends in .tmp, so that no *.prom or state reader picks it up;
+    ids, a (uid, gid), gives it its owner before it takes the path's place."""
     directory, name = os.path.split(path)
     fd, tmp = tempfile.mkstemp(dir=directory or ".", prefix=f".{name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode() if isinstance(data, str) else data)
+            if ids is not None:
+                os.fchown(handle.fileno(), *ids)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:

@@ -91,8 +91,8 @@ def poll(config: dict[str, t.Any], state: State, unit: Unit, now: float) -> tupl
     settings = Settings(int(config.get("start_after", 3)), int(config.get("stop_after", 2)))
     before = state.standby
     decision = decide(state, obs, settings)
-    if decision.action == "hold" and obs.primary != FORGE_ERROR:
-        decision = _reconcile(state, unit, decision, obs.standby_busy)
+    if decision.action == "hold" and obs.primary != FORGE_ERROR and now - state.unit_read_at >= _reread(config):
+        decision = _reconcile(state, unit, decision, obs.standby_busy, now)
     if decision.action == "hold":
         return decision, 0
     try:
@@ -101,12 +101,19 @@ def poll(config: dict[str, t.Any], state: State, unit: Unit, now: float) -> tupl
         state.standby = before
         detail = getattr(exc, "stderr", "") or str(exc)
         return Decision("hold", f"{decision.action} {unit.name} failed, will retry: {detail.strip()}"), 1
+    state.unit_read_at = now
     return decision, 0
 
 
-def _reconcile(state: State, unit: Unit, decision: Decision, busy: bool) -> Decision:
+def _reread(config: dict[str, t.Any]) -> int:
+    """Seconds between reads of a unit the watchdog has no reason to touch: each read of a VM's is an ssh login."""
+    return int(config.get("unit_check_interval", 60))
+
+
+def _reconcile(state: State, unit: Unit, decision: Decision, busy: bool, now: float) -> Decision:
     """Bring the unit back to what the watchdog wants when someone or something changed it."""
     active = unit.active()
+    state.unit_read_at = now
     if state.standby == "running" and not active:
         return Decision("start", f"{unit.name} is not running although the primary is down; {decision.reason}")
     if state.standby == "stopped" and active and not busy:

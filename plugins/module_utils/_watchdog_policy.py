@@ -39,6 +39,7 @@ class State:
     reason: str = "no observation yet"
     history: list[dict[str, t.Any]] = field(default_factory=list)
     waiting_since: dict[str, float] = field(default_factory=dict)  # job queue signal: job id -> first seen waiting
+    unit_read_at: float = 0.0  # when the standby's unit state was last read (or set by a start or stop)
 
     @classmethod
     def from_dict(cls, data: dict[str, t.Any]) -> State:

@@ -92,6 +92,13 @@ options:
     type: list
     elements: str
     default: []
+  units:
+    description:
+      - systemd units whose state is read (C(ActiveState) and C(UnitFileState)), so that a role can skip a start
+        or an enable that would change nothing.
+    type: list
+    elements: str
+    default: []
   contents:
     description:
       - Paths of small public text files whose content is returned, such as an ssh host's public key.
@@ -100,7 +107,8 @@ options:
     elements: path
     default: []
 requirements:
-  - C(dpkg-query) where O(packages) is given; C(docker) where O(images) is given (without it no image is present).
+  - C(dpkg-query) where O(packages) is given; C(docker) where O(images) is given (without it no image is present);
+    C(systemctl) where O(units) is given.
   - Root, to read C(/etc/shadow) for O(users[].password_locked).
 author:
   - Foundation Runners maintainers (@foundation-runners)
@@ -154,6 +162,12 @@ images:
   description: Per image, its id in the local engine, or null when it is not there.
   returned: always
   type: dict
+units:
+  description: Per unit of O(units), its C(ActiveState) and C(UnitFileState), each C(unknown) where systemctl
+    cannot tell.
+  returned: always
+  type: dict
+  sample: {"forgejo-runner.service": {"active": "active", "enabled": "enabled"}}
 contents:
   description: Per path of O(contents), the file's text, or null when it does not exist.
   returned: always
@@ -203,6 +217,7 @@ def main() -> None:
             "packages": {"type": "list", "elements": "str", "default": []},
             "users": {"type": "list", "elements": "dict", "default": [], "options": USER_SPEC},
             "images": {"type": "list", "elements": "str", "default": []},
+            "units": {"type": "list", "elements": "str", "default": []},
             "contents": {"type": "list", "elements": "path", "default": []},
         },
         supports_check_mode=True,
@@ -220,6 +235,8 @@ def main() -> None:
         },
         "contents": {path: state.read_text(path) for path in params["contents"]},
     }
+    systemctl = module.get_bin_path("systemctl") if params["units"] else None
+    result["units"] = {name: state.unit_state(module.run_command, systemctl, name) for name in params["units"]}
     result["in_place"] = (
         not any(f["differences"] for f in result["files"].values())
         and all(result["packages"].values())

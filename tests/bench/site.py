@@ -100,7 +100,7 @@ def replace_vm(site: Site, options: list[str], bare: float) -> None:
     seconds, online = [], []
     for vm_entry, label in ((swap, "bench-replace"), ({**original, "retire": [swap["name"]]}, "bench-replace-back")):
         extra = json.dumps({"fenced_vms": [vm_entry]})
-        run = site.playbook("site.yml", *options, "-e", extra, label=label, extra_env=PROFILE)
+        run = site.playbook("site.yml", *options, "-e", extra, label=label)
         if run.rc:
             sys.exit(f"{label} failed:\n{run.tail()}")
         seconds.append(run.seconds)
@@ -126,11 +126,6 @@ def task_cost(site: Site, hosts: str, *options: str) -> float:
     return (seconds[1] - seconds[0]) / 20
 
 
-PROFILE = {
-    "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
-    "PROFILE_TASKS_SORT_ORDER": "descending",
-    "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "12",
-}
 PROFILE_LINE = re.compile(r"^(.+?) -{3,} (\d+\.\d+)s$", re.M)
 
 
@@ -144,7 +139,7 @@ def where_the_time_goes(run: PlaybookRun) -> None:
 
 
 def noop_rows(site: Site, options: list[str]) -> None:
-    noop = site.playbook("site.yml", *options, label="bench-site-noop", extra_env=PROFILE)
+    noop = site.playbook("site.yml", *options, label="bench-site-noop")
     facts = site.playbook(str(HERE / "facts_only.yml"), label="bench-facts-only")
     plain = site.playbook(
         "site.yml", *options, "-e", "fenced_runner_ssh_pipelining=false", label="bench-site-noop-plain"

@@ -245,7 +245,7 @@ def run_virt_install(lab: Lab, base_path: str) -> dict[str, float]:
     ]  # fmt: skip
     VI_CMDLINE[:] = cmd
     t0 = time.monotonic()
-    sh(cmd, timeout=BOOT_LIMIT)
+    sh(*cmd, timeout=BOOT_LIMIT)
     wall = time.monotonic() - t0
     out = {"command": wall, **watch_boot(lab, VI_NAME, VI_IP, t0)}
     disks = [v for v in lab.volumes() if v.startswith(VI_NAME)]

@@ -13,9 +13,20 @@ ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "tests" / "lab"
 
 
+class CommandFailed(subprocess.CalledProcessError):
+    """A failed command whose message carries the end of what it printed, so that a test's report says why."""
+
+    def __str__(self) -> str:
+        said = "\n".join(text.strip()[-2000:] for text in (self.stdout, self.stderr) if text and text.strip())
+        return f"{super().__str__()}\n{said}" if said else super().__str__()
+
+
 def sh(*argv: str, check: bool = True, timeout: float | None = None, **kw) -> subprocess.CompletedProcess:
-    """A command's result, its output captured as text; with check, a failure raises."""
-    return subprocess.run(list(argv), check=check, capture_output=True, text=True, timeout=timeout, **kw)
+    """A command's result, its output captured as text; with check, a failure raises CommandFailed."""
+    done = subprocess.run(list(argv), check=False, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and done.returncode != 0:
+        raise CommandFailed(done.returncode, done.args, done.stdout, done.stderr)
+    return done
 
 
 def virsh(uri: str, *args: str, check: bool = True) -> str:
@@ -32,6 +43,12 @@ def lab_env(command: list[str]) -> dict[str, str]:
             name, value = line.removeprefix("export ").split("=", 1)
             env[name] = shlex.split(value)[0] if value else ""
     return env
+
+
+def env_file(path: Path) -> dict[str, str]:
+    """The NAME=value lines of a lab file such as tests/lab/e2e.env (comments and blank lines skipped)."""
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
 
 
 def wait_until(predicate, timeout: float, step: float = 1.0, what: str = ""):

@@ -6,8 +6,11 @@
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -45,12 +48,35 @@ def version(binary: str) -> str:
     return match.group(1) if match else "unknown"
 
 
-def jobs_running(docker: str) -> int | None:
+class EngineConnection(http.client.HTTPConnection):
+    """HTTP to the Docker engine's API on its Unix socket (the CLI, a large Go program, costs more than the query)."""
+
+    def __init__(self, path: str):
+        super().__init__("localhost", timeout=TIMEOUT)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(TIMEOUT)
+        self.sock.connect(self.path)
+
+
+def jobs_running(engine_socket: str) -> int | None:
     """Distinct tasks among the running containers; None when the engine does not answer."""
-    out = run([docker, "ps", "--format", "{{.Names}}"])
-    if out is None:
+    conn = EngineConnection(engine_socket)
+    try:
+        conn.request("GET", "/containers/json")
+        response = conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise OSError(f"status {response.status}: {body[:200]!r}")
+        names = " ".join(name for container in json.loads(body) for name in container.get("Names") or [])
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        print(f"runner-metrics: GET /containers/json on {engine_socket}: {exc}", file=sys.stderr)
         return None
-    return len({match.group(1) for match in TASK.finditer(out)})
+    finally:
+        conn.close()
+    return len({match.group(1) for match in TASK.finditer(names)})
 
 
 def metrics(textfile, args: argparse.Namespace, *, state: str, found_version: str, jobs: int | None) -> list:
@@ -87,7 +113,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--runner", required=True, help="the runner's name (the metrics' runner label)")
     parser.add_argument("--unit", required=True, help="the runner's systemd unit")
     parser.add_argument("--binary", required=True, help="the runner binary, asked for its --version")
-    parser.add_argument("--docker", default="docker", help="the Docker CLI")
+    parser.add_argument("--engine-socket", default="/run/docker.sock", help="the Docker engine's API socket")
     parser.add_argument("--standby", action="store_true", help="the runner is a standby (stopped by design)")
     parser.add_argument("--textfile-dir", required=True, help="node_exporter's textfile directory")
     return parser.parse_args(argv)
@@ -102,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         args,
         state=unit_state(args.unit),
         found_version=version(args.binary),
-        jobs=jobs_running(args.docker),
+        jobs=jobs_running(args.engine_socket),
     )
     try:
         textfile.write(args.textfile_dir, "runner", found, time.time())

@@ -1,5 +1,6 @@
 """The e2e lab, shared by the test files of this folder in the order pytest runs them: site.yml's day on the lab
-inventory (test_site.py), then the day-one replica of the production inventory (test_site_day_one.py)."""
+inventory (test_site.py), then the day-one replica of the production inventory (test_site_day_one.py), then the
+runner VM replaced on the prepared base (test_site_replace.py)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,22 @@ import os
 from types import SimpleNamespace
 
 import pytest
-from site_lab import OUTPUT, TIMINGS, Site, admin_forge, lab_from_nothing, lab_up
+from site_lab import INSTANCES, OUTPUT, TIMINGS, Site, admin_forge, lab_from_nothing, lab_up
 
 
 @pytest.fixture(scope="session")
 def lab():
-    # From nothing, unless E2E_REUSE=1 (while developing): then the converged lab is kept.
-    if os.environ.get("E2E_REUSE"):
-        env = lab_up()
-        forge = admin_forge(env)
-    else:
-        env, forge = lab_from_nothing()
-    site = Site(env)
-    site.store_forge_tokens()
-    yield SimpleNamespace(env=env, site=site, forge=forge)
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in INSTANCES.items():
+            patch.setenv(name, value)
+        # From nothing, unless E2E_REUSE=1 (while developing): then the converged lab is kept.
+        if os.environ.get("E2E_REUSE"):
+            env = lab_up()
+            forge = admin_forge(env)
+        else:
+            env, forge = lab_from_nothing()
+        site = Site(env)
+        site.store_forge_tokens()
+        yield SimpleNamespace(env=env, site=site, forge=forge)
     (OUTPUT / "timings.json").write_text(json.dumps(TIMINGS, indent=2))
     print("\ne2e timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in TIMINGS.items()))

@@ -15,16 +15,27 @@ from pathlib import Path
 
 from lablib.ansible import PlaybookRun
 from lablib.forge import LabForge, Run
-from lablib.shell import LAB, ROOT, lab_env, sh
+from lablib.shell import LAB, ROOT, env_file, lab_env, sh
 
 HOST = "crunchy"  # the lab namespace and container of crunchy01
 HOST_IP = "198.51.100.30"
 VM = "runner-02"
 VM_IP = "198.51.100.32"
 OLD_VM = "runner-01"
+# The e2e part's own forge, Vault and control plane, beside the default ones that other parts use meanwhile: set
+# in the environment of every lab command and playbook of this folder (the lab fixture).
+INSTANCES = env_file(LAB / "e2e.env")
+FORGE_IP = INSTANCES["FRLAB_FORGE_ADDR"]
+FORGE_NS = "frlab-" + INSTANCES["FRLAB_FORGE_HOST"]
 OUTPUT = ROOT / "tests" / "output" / "e2e"
 # The lab forge's own tokens (tests/lab/forge env): for the tests' checks, never for the playbooks.
 FORGE_TOKENS = "FORGE_GITEA_TOKEN_"
+# Every run's log ends with its slowest tasks, and each task banner is followed by the run's time so far.
+PROFILE = {
+    "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
+    "PROFILE_TASKS_SORT_ORDER": "descending",
+    "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "12",
+}
 ONLINE = {"online", "idle", "active"}
 # Seconds per step, written to OUTPUT/timings.json when the session ends.
 TIMINGS: dict[str, float] = {}
@@ -50,6 +61,14 @@ def probe(run: Run) -> dict[str, str]:
 
 def push_probe(repo, name: str, sleep: int = 1):
     return repo.push({f".gitea/workflows/{name}.yml": PROBE.format(sleep=sleep)}, message=name)
+
+
+def job_runners(repo, run_id: int) -> list[str]:
+    """The names of the runners that took the jobs of run RUN_ID."""
+    return [
+        j["runner_name"]
+        for j in repo.forge.call("GET", f"/repos/{repo.full_name}/actions/runs/{run_id}/jobs").json()["jobs"]
+    ]
 
 
 def register_elsewhere(env: dict[str, str], forge: LabForge, name: str) -> None:
@@ -102,6 +121,7 @@ class Site:
             "ANSIBLE_CONFIG": str(root / "tests" / "ansible.cfg"),
             "ANSIBLE_FORCE_COLOR": "0",
             "ANSIBLE_TIMEOUT": "30",
+            **PROFILE,
             **(extra or {}),
         }
         self.logs: list[Path] = []
@@ -152,6 +172,16 @@ def stand_in_held():
 def kvm_virsh(*args: str, check: bool = True) -> str:
     """virsh in crunchy01's container."""
     return host("virsh", "-q", "-c", "qemu:///system", *args, check=check).stdout
+
+
+def pool_volumes() -> list[str]:
+    """The volume names in crunchy01's pool of the runner VMs."""
+    return kvm_virsh("vol-list", "images").split()
+
+
+def base_volumes() -> list[str]:
+    """The prepared bases among them."""
+    return [v for v in pool_volumes() if v.startswith("fenced-base-")]
 
 
 def vm(

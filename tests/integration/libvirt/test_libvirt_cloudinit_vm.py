@@ -64,7 +64,7 @@ def our_domains(env) -> set[str]:
 def vm_args(env, **kw) -> dict:
     args = {
         "disk_size": "3GiB",
-        "vcpus": 2,
+        "vcpus": 1,
         "memory": "1GiB",
         "ip_address": f"{IP}/24",
         "gateway": "198.51.100.1",
@@ -91,22 +91,29 @@ def four_ways(env, args, changed=True) -> list[dict]:
     return results
 
 
-def ssh(env, command: str, timeout: int = 10) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            "ip", "netns", "exec", env["LAB_NS"], "ssh", "-i", env["KEY"],
-            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-            "-o", "BatchMode=yes", "-o", f"ConnectTimeout={min(timeout, 5)}",
-            f"{GUEST_USER}@{IP}", command,
-        ],
-        capture_output=True, text=True, timeout=timeout + 5, check=False,
-    )  # fmt: skip
+def ssh(env, command: str, timeout: int = 30) -> subprocess.CompletedProcess:
+    """command in the guest; a failed connection (ssh's own rc 255: a TCG guest on a busy machine can take longer
+    than the connect timeout for its banner) is tried twice more."""
+    for _attempt in range(3):
+        done = subprocess.run(
+            [
+                "ip", "netns", "exec", env["LAB_NS"], "ssh", "-i", env["KEY"],
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                "-o", "BatchMode=yes", "-o", f"ConnectTimeout={min(timeout, 20)}",
+                f"{GUEST_USER}@{IP}", command,
+            ],
+            capture_output=True, text=True, timeout=timeout + 5, check=False,
+        )  # fmt: skip
+        if done.returncode != 255:
+            break
+        time.sleep(2)
+    return done
 
 
 def wait_ssh(env, limit: int = 300) -> float:
     start = time.monotonic()
     while time.monotonic() - start < limit:
-        if ssh(env, "true").returncode == 0:
+        if ssh(env, "true", timeout=10).returncode == 0:
             return time.monotonic() - start
         time.sleep(2)
     log = sh(*["virsh", "-c", env["LIBVIRT_URI"], "domstate", NAME], check=False).stdout

@@ -137,7 +137,11 @@ def started(hosts) -> tuple[Rsyslogd, Rsyslogd, Rsyslogd]:
 
 def caught_up(graylog: Rsyslogd, lines: list[str], least: int) -> float:
     back = time.monotonic()
-    wait_until(lambda: sum(n > 0 for n in arrived(received(graylog), lines).values()) >= least, 120, step=1)
+    try:
+        wait_until(lambda: sum(n > 0 for n in arrived(received(graylog), lines).values()) >= least, 120, step=1)
+    except AssertionError:
+        counts = arrived(received(graylog), lines)
+        pytest.fail(f"fewer than {least} of {len(lines)} lines reached Graylog's input within 120 s: {counts}")
     time.sleep(3)  # a duplicate would follow at once
     return time.monotonic() - back
 

@@ -16,14 +16,10 @@ import pytest
 from lablib.forge import LabForge
 from lablib.prometheus import Prometheus
 from lablib.runner import LabRunnerProcess
-from lablib.shell import LAB, ROOT, lab_env, sh, wait_until
+from lablib.shell import LAB, ROOT, env_file, lab_env, sh, wait_until
 
-# A forge of its own, so that no other test's fenced runner counts.
-FORGE_ENV = {
-    "FRLAB_FORGE_DIR": "/var/lib/frlab/forge-mon",
-    "FRLAB_FORGE_HOST": "monforge",
-    "FRLAB_FORGE_ADDR": "198.51.100.71",
-}
+# The part's own forge and Prometheus (tests/lab/monitoring.env).
+INSTANCES = env_file(LAB / "monitoring.env")
 ALERT = "FencedRunnerNoneOnline"
 WAITING = """\
 on: push
@@ -35,17 +31,19 @@ jobs:
 """
 
 
-def forge_command(*args: str) -> list[str]:
-    return ["env", *(f"{k}={v}" for k, v in FORGE_ENV.items()), str(LAB / "forge"), *args]
+def lab_command(tool: str, *args: str) -> list[str]:
+    """A lab command on this part's instances."""
+    return ["env", *(f"{k}={v}" for k, v in INSTANCES.items()), str(LAB / tool), *args]
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    sh(*forge_command("up"), timeout=1800)
-    sh(str(LAB / "prometheus"), "up")
-    env = {**lab_env(forge_command("env", "gitea")), **lab_env([str(LAB / "prometheus"), "env"])}
+    sh(*lab_command("forge", "up"), timeout=1800)
+    sh(*lab_command("prometheus", "up"))
+    env = {**lab_env(lab_command("forge", "env", "gitea")), **lab_env(lab_command("prometheus", "env"))}
     yield env
-    sh(*forge_command("down"), check=False)
+    sh(*lab_command("prometheus", "down"), check=False)
+    sh(*lab_command("forge", "down"), check=False)
 
 
 @pytest.fixture

@@ -127,6 +127,7 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
         "fenced_runner_metrics_scrapers is 'any'",
     ),
     ("metrics-port", {"fenced_runner_metrics_port": 70000}, "give a TCP port"),
+    ("cache-port-sshd", {"fenced_runner_cache_port": 22}, "fenced_runner_cache_port is 22; give a free TCP port"),
     ("denied-ipv6", {"fenced_runner_job_denied_networks": ["2001:db8::/32"]}, "are not IPv4 addresses or networks"),
     ("denied-host-bits", {"fenced_runner_job_denied_networks": ["192.168.1.2/24"]}, "unset): 192.168.1.2/24"),
     (

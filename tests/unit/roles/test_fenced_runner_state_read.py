@@ -57,16 +57,35 @@ def _playbook(tmp_path: Path) -> Path:
     writes = (
         [{"ansible.builtin.file": {"path": str(d), "state": "directory"}} for d in (home, etc)]
         + [
-            {"ansible.builtin.template": {"src": src, "dest": paths[key]}}
-            for key, src in [
-                ("config", "config.yml.j2"),
-                ("unit", "forgejo-runner.service.j2"),
-                ("command", "runner-control.sh.j2"),
-                ("sudoers", "sudoers-control.j2"),
-            ]
+            {
+                "foundation.runners.managed_files": {
+                    "files": [
+                        {
+                            "path": paths[key],
+                            "content": f"{{{{ lookup('ansible.builtin.template', '{src}') }}}}",
+                            "mode": "0644",
+                        }
+                        for key, src in [
+                            ("config", "config.yml.j2"),
+                            ("unit", "forgejo-runner.service.j2"),
+                            ("command", "runner-control.sh.j2"),
+                        ]
+                    ]
+                }
+            }
         ]
         + [
-            {"ansible.builtin.copy": {"content": "{{ __fenced_runner_control_keys_content }}", "dest": paths["keys"]}},
+            {"ansible.builtin.template": {"src": src, "dest": paths[key]}}
+            for key, src in [("sudoers", "sudoers-control.j2")]
+        ]
+        + [
+            {
+                "foundation.runners.managed_files": {
+                    "files": [
+                        {"path": paths["keys"], "content": "{{ __fenced_runner_control_keys_content }}", "mode": "0600"}
+                    ]
+                }
+            },
             {"ansible.builtin.copy": {"content": "{{ __fenced_runner_proxy_content }}", "dest": paths["proxy"]}},
             {
                 "ansible.builtin.copy": {
@@ -76,8 +95,14 @@ def _playbook(tmp_path: Path) -> Path:
             },
         ]
         + [
-            {"ansible.builtin.copy": {"content": f"{{{{ __fenced_runner_log_contents.{key} }}}}", "dest": paths[key]}}
-            for key in ("journald", "rsyslog")
+            {
+                "foundation.runners.managed_files": {
+                    "files": [
+                        {"path": paths[key], "content": f"{{{{ __fenced_runner_log_contents.{key} }}}}", "mode": "0644"}
+                        for key in ("journald", "rsyslog")
+                    ]
+                }
+            }
         ]
         + [
             {"ansible.builtin.file": {"path": f"{etc}/{d}", "state": "directory"}}
@@ -85,9 +110,9 @@ def _playbook(tmp_path: Path) -> Path:
         ]
         + [
             {
-                "ansible.builtin.copy": {"content": "{{ item.content }}", "dest": "{{ item.path }}"},
-                "loop": "{{ __fenced_runner_metrics_files }}",
-                "loop_control": {"label": "{{ item.path }}"},
+                "foundation.runners.managed_files": {
+                    "files": "{{ __fenced_runner_metrics_files | map('combine', {'mode': '0644'}) | list }}"
+                }
             }
         ]
     )

@@ -63,7 +63,7 @@ def test_start_after_n_and_state_survives_restarts(setup, capsys):
     unit = Systemctl()
     assert run(config, 100, unit) == 0
     primary["status"] = "offline"
-    assert run(config, 110, unit) == 0 and unit.calls[-1] == "is-active"  # 1/2: each run is a new process
+    assert run(config, 110, unit) == 0 and unit.calls == ["is-active"]  # 1/2: each run is a new process
     assert run(config, 120, unit) == 0 and unit.calls[-1] == "start"
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3 and lines[-1].startswith("start: primary offline: primary crunchy01 offline")
@@ -103,6 +103,17 @@ def test_strict_standby_stops_a_unit_started_by_hand(setup, capsys):
     unit = Systemctl(active=True)
     assert run(config, 100, unit) == 0 and unit.calls == ["is-active", "stop"]
     assert "runs although the primary is up (strict standby)" in capsys.readouterr().out
+
+
+def test_the_unit_is_read_once_a_minute_while_nothing_is_due(setup):
+    """Each read of a standby VM's unit is an ssh login: while the primary stays online, one a minute."""
+    _forge, _primary, config, _state_file = setup
+    unit = Systemctl()
+    for now in range(100, 400, 10):
+        assert run(config, now, unit) == 0
+    assert unit.calls == ["is-active"] * 5  # at 100, 160, 220, 280 and 340 s
+    unit.active = True  # started by hand: stopped at the next read
+    assert run(config, 400, unit) == 0 and unit.calls[-2:] == ["is-active", "stop"]
 
 
 def test_bad_configuration_names_the_file(tmp_path, capsys):

@@ -28,6 +28,9 @@ class FakeCommands:
             if argv[-1] in self.installed:
                 return 0, "installed", ""
             return 1, "", f"no packages found matching {argv[-1]}"
+        if argv[1] == "show":
+            known = {"forgejo-runner.service": "ActiveState=active\nUnitFileState=enabled\n"}
+            return 0, known.get(argv[2], "ActiveState=inactive\nUnitFileState=\n"), ""
         if argv[1:3] == ["image", "inspect"]:
             image = self.images.get(argv[-1])
             return (0, image + "\n", "") if image else (1, "", f"No such image: {argv[-1]}")
@@ -137,3 +140,12 @@ def test_bad_input_is_refused_before_reading(host, run_module, args, expected):
     result = run_module(main, args)
     assert result.get("failed") and expected in result["msg"], result
     assert host.calls == []
+
+
+def test_units_are_read_and_do_not_count_as_differences(host, run_module):
+    result = run_module(main, {"units": ["forgejo-runner.service", "gone.service"]})
+    assert result["units"] == {
+        "forgejo-runner.service": {"active": "active", "enabled": "enabled"},
+        "gone.service": {"active": "inactive", "enabled": "unknown"},
+    }
+    assert result["in_place"] and ["/usr/bin/systemctl", "show", "gone.service"] == host.calls[-1][:3]
