@@ -17,7 +17,7 @@ TEST_PARTS := test-lint test-sanity test-unit test-forgejo test-runner test-libv
 # (tests/bench/README.md), and three busy lanes (load 5 to 9) failed a failover test.
 TEST_PLAN := test-lint,test-sanity,test-unit,test-forgejo,test-runner,test-vault,test-libvirt,test-molecule,test-k8s,test-failover+test-e2e,test-logs,test-monitoring test-builds
 
-.PHONY: deps lab lab-down test fresh-check $(TEST_PARTS) bench bench-prune bench-failover
+.PHONY: deps lab lab-down test test-extended fresh-check $(TEST_PARTS) bench bench-prune bench-failover
 
 deps:
 	@tools/bootstrap.sh
@@ -44,6 +44,11 @@ fresh-check:
 test: deps
 	@tests/lab/prebuild start
 	@tools/timed $(TEST_PLAN)
+
+## make test with the extended tier as well (tests/lablib/tiers.py): every kill and crash point, every bad input of
+## the e2e part, the standby VM on brix02 and the VM replaced on the prepared base.
+test-extended:
+	FR_EXTENDED=1 $(MAKE) test
 
 ## The lab builds that make test started in the background: each one's time; fails if one failed.
 test-builds:

@@ -7,6 +7,16 @@ import subprocess
 import pytest
 from lablib.ansible import Ansible
 from lablib.shell import LAB, lab_env
+from lablib.tiers import EXTENDED, REASON
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tests marked ``extended`` are skipped in the gate (lablib.tiers)."""
+    if EXTENDED:
+        return
+    for item in items:
+        if item.get_closest_marker("extended"):
+            item.add_marker(pytest.mark.skip(reason=REASON))
 
 
 @pytest.fixture(scope="session")

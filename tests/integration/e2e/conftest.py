@@ -8,6 +8,7 @@ import json
 import os
 from types import SimpleNamespace
 
+import base_cache
 import pytest
 from site_lab import INSTANCES, OUTPUT, TIMINGS, Site, admin_forge, lab_from_nothing, lab_up
 
@@ -18,13 +19,15 @@ def lab():
         for name, value in INSTANCES.items():
             patch.setenv(name, value)
         # From nothing, unless E2E_REUSE=1 (while developing): then the converged lab is kept.
+        seeded = None
         if os.environ.get("E2E_REUSE"):
             env = lab_up()
             forge = admin_forge(env)
         else:
             env, forge = lab_from_nothing()
+            seeded = base_cache.seed(env)
         site = Site(env)
         site.store_forge_tokens()
-        yield SimpleNamespace(env=env, site=site, forge=forge)
+        yield SimpleNamespace(env=env, site=site, forge=forge, seeded_base=seeded)
     (OUTPUT / "timings.json").write_text(json.dumps(TIMINGS, indent=2))
     print("\ne2e timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in TIMINGS.items()))

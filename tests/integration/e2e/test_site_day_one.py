@@ -27,6 +27,7 @@ import pytest
 from kubernetes import client, config
 from lablib.forge import LabForge
 from lablib.shell import LAB, lab_env, sh, vault_secret, wait_until
+from lablib.tiers import extended
 from site_lab import (
     HOST,
     ONLINE,
@@ -315,6 +316,7 @@ def standby_unit(key: str) -> str:
     return vm("systemctl is-active forgejo-runner", key, ip=STANDBY_IP, check=False).stdout.strip()
 
 
+@extended  # the gate's test-failover runs failover.yml and the watchdog on an nspawn brix02
 def test_12_strict_standby_in_a_vm_on_brix02(lab, replica):
     """failover.yml -l brix02 through the replica: the standby VM runner-03 on brix02 (from crunchy01's prepared base
     as its image, golden_image), its unit stopped and owned by

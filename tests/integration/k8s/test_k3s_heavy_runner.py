@@ -18,6 +18,7 @@ import requests
 from heavy_lab import DIGEST, NAME, HeavyLab, ReplicaProcess
 from lablib.interrupt import run_killed
 from lablib.shell import LAB, ROOT, lab_env
+from lablib.tiers import gate_keeps
 
 SCHEMA_VERSIONS = ["1.29.0", "1.30.0", "1.31.0", "1.32.0", "1.33.0", "1.34.0"]
 VARIANTS = {
@@ -328,7 +329,10 @@ def test_every_kill_point_names_a_task_of_the_role():
     assert not [point[0] for point in KILL_POINTS if f"name: {point[0]}" not in tasks]
 
 
-@pytest.mark.parametrize(("task", "delay"), KILL_POINTS, ids=[f"kill{i:02d}" for i in range(len(KILL_POINTS))])
+# The gate kills the register call at a random point within it; make test-extended kills at every point.
+@pytest.mark.parametrize(
+    ("task", "delay"), gate_keeps(KILL_POINTS, 2), ids=[f"kill{i:02d}" for i in range(len(KILL_POINTS))]
+)
 def test_a_killed_registration_converges_on_the_next_run(heavy: HeavyLab, tmp_path, task, delay):
     """A run that registers replica 1, killed (SIGKILL to the whole process group) at ``task``: the next run
     converges, the replica comes online with its stored identity, and the forge holds one record of its name."""
