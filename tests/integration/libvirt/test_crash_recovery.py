@@ -31,8 +31,9 @@ BASE = "crash-base"
 POINTS = ("after_define", "after_base_import", "after_overlay_create", "after_seed_upload", "after_start")
 WAYS = ("sigkill", "libvirtd")
 BOOT_CHECKED = {("after_define", "sigkill"), ("after_start", "libvirtd")}
-# The gate (make test): the two boot-checked recoveries and one removal; make test-extended runs every pair.
-GATE_RUNNING = BOOT_CHECKED
+# The gate (make test): one recovery of each way (the first boot-checked) and one removal; make test-extended runs
+# every pair. A guest's boot beside the e2e part's took 146 to 368 s.
+GATE_RUNNING = {("after_define", "sigkill"), ("after_overlay_create", "libvirtd")}
 GATE_ABSENT = {("after_seed_upload", "sigkill")}
 METADATA_NS = "https://foundation.runners/libvirt_cloudinit_vm/1"
 
