@@ -21,6 +21,7 @@ sys.path.insert(0, str(PROJECT / "tests"))
 
 from lablib.interrupt import run_killed  # noqa: E402
 from lablib.shell import lab_env  # noqa: E402
+from lablib.tiers import EXTENDED  # noqa: E402
 
 HOST = "fr-vm"
 NAME = "frmol-fenced-01"
@@ -87,7 +88,7 @@ def check_converged() -> str:
 
 def main() -> int:
     env = dict(os.environ)
-    points = POINTS if os.environ.get("FR_EXTENDED") == "1" else GATE
+    points = POINTS if EXTENDED else GATE
     for task, delay in points:
         new_vm()
         start = time.monotonic()
