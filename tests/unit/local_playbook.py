@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
+from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_local_playbook(playbook: Path, *options: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_local_playbook(
+    playbook: Path, *options: str, inventory: str = "localhost,", timeout: float = 300
+) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".ansible" / "collections"),
@@ -19,7 +23,7 @@ def run_local_playbook(playbook: Path, *options: str, timeout: float = 300) -> s
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_HOST_KEY_CHECKING": "false",
     }
-    command = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook)]
+    command = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", inventory, "-c", "local", str(playbook)]
     return subprocess.run([*command, *options], capture_output=True, text=True, env=env, check=False, timeout=timeout)
 
 
@@ -36,3 +40,21 @@ def role_vars_play(directory: Path, role: str, tasks: list, play_vars: dict | No
     path = directory / f"{role}-vars.yml"
     path.write_text(json.dumps([play]))
     return path
+
+
+# A result line of the default callback names its host first: "ok: [h]", "fatal: [h -> other]: FAILED!", or a recap.
+_RESULT = re.compile(r"^(?:\w+: \[(?P<host>[^\]\s]+)[\] ]|(?P<recap>[^\s:]+)\s+: ok=)")
+
+
+def output_per_host(output: str) -> dict[str, str]:
+    """A default-callback run over many hosts, split into each host's own lines: its results, each under the
+    header of its task, and its recap line (which tells its failed= and changed= counts)."""
+    lines: dict[str, list[str]] = defaultdict(list)
+    header = ""
+    for line in output.splitlines():
+        if line.startswith(("TASK [", "RUNNING HANDLER [", "PLAY [")):
+            header = line
+        elif match := _RESULT.match(line):
+            host = match["host"] or match["recap"]
+            lines[host] += [header, line] if match["host"] else [line]
+    return {host: "\n".join(text) for host, text in lines.items()}

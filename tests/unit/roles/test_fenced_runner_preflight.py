@@ -3,7 +3,8 @@
 The role runs for real (not in check mode) against the controller. Its forge is a small local HTTP
 server, and its libvirt host is libvirt's built-in test:///default driver, whose domain "test" was
 not created by the collection. A bad input that slipped through preflight would reach the VM task,
-which the test sees in the output.
+which the test sees in the output. The bad inputs run in one ansible-playbook run, one inventory host each, so that
+each case costs a host's tasks rather than a playbook's start.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from local_playbook import run_local_playbook
+from local_playbook import output_per_host, run_local_playbook
 
 ROOT = Path(__file__).resolve().parents[3]
 PLAYBOOK = Path(__file__).resolve().parent / "fenced_runner" / "preflight.yml"
@@ -99,7 +100,7 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
     (
         "subnet-unknown",
         {"fenced_runner_subnet": "", "fenced_runner_bridge": "frnobr0"},
-        "taken from the IPv4 address of localhost on frnobr0, and there is none",
+        "taken from the IPv4 address of {host} on frnobr0, and there is none",
     ),
     (
         "label-scheme",
@@ -171,19 +172,32 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
     ("ssh-keys-empty", {"fenced_runner_ssh_authorized_keys": []}, "nobody could log in to the VM"),
     ("retire-self", {"fenced_runner_retire": ["frtest-runner-01"]}, "fenced_runner_retire lists the runner itself"),
     ("guest-host-missing", {"fenced_runner_vm_managed": False}, "fenced_runner_guest_host must name"),
-    ("vm-name-foreign", {"fenced_runner_name": "test"}, "the libvirt domain(s) test on localhost"),
-    ("retire-foreign", {"fenced_runner_retire": ["test"]}, "the libvirt domain(s) test on localhost"),
+    ("vm-name-foreign", {"fenced_runner_name": "test"}, "the libvirt domain(s) test on {host}"),
+    ("retire-foreign", {"fenced_runner_retire": ["test"]}, "the libvirt domain(s) test on {host}"),
 ]
 
 
-@pytest.mark.parametrize(("changes", "expected"), [case[1:] for case in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS])
-def test_bad_input_stops_in_preflight(forge_url: str, changes: dict[str, Any], expected: str) -> None:
-    result = _run({**_valid(forge_url), **changes})
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output
-    assert expected in output, output
+@pytest.fixture(scope="module")
+def bad_input_runs(forge_url: str, tmp_path_factory) -> dict[str, str]:
+    """Every bad input in one run, each as an inventory host of its own (named by its case id) on the local
+    connection; returns each host's output."""
+    hosts = {case: {**_valid(forge_url), **changes} for case, changes, _ in BAD_INPUTS}
+    inventory = tmp_path_factory.mktemp("preflight") / "inventory.json"
+    inventory.write_text(json.dumps({"all": {"hosts": hosts}}))
+    result = run_local_playbook(PLAYBOOK, "--forks", "8", inventory=str(inventory))
+    per_host = output_per_host(result.stdout)
+    missing = set(hosts) - set(per_host)
+    assert not missing, f"no output for {sorted(missing)}:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
+    return per_host
+
+
+@pytest.mark.parametrize(("case", "expected"), [(c[0], c[2]) for c in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_stops_in_preflight(bad_input_runs: dict[str, str], case: str, expected: str) -> None:
+    output = bad_input_runs[case]
+    assert " failed=1 " in output, output
+    assert expected.format(host=case) in output, output
     assert "TASK [foundation.runners.fenced_runner : Create and start" not in output, output
-    assert "changed=0" in output, output
+    assert " changed=0 " in output, output
 
 
 def test_forge_not_answering(forge_url: str) -> None:
