@@ -11,11 +11,11 @@ PYTEST := tools/pytest
 
 TEST_PARTS := test-lint test-sanity test-unit test-forgejo test-runner test-libvirt test-molecule test-k8s test-vault test-failover test-monitoring test-logs test-e2e test-builds
 # How make test runs them: A,B is A then B; + puts lanes beside each other (tools/timed). Two lanes from the start:
-# the e2e part on a forge, Vault and control plane of its own (tests/lab/e2e.env), then logs, monitoring and
-# failover on hosts of their own; beside it every other part in turn, lint, sanity and unit first (k8s on a forge
-# of its own, tests/lab/k8s.env). A third lane beside them slowed the e2e part's TCG guest more than it gained
+# the e2e part on a forge, Vault and control plane of its own (tests/lab/e2e.env), then logs and failover on hosts
+# of their own; beside it every other part in turn, lint, sanity and unit first (k8s on a forge of its own,
+# tests/lab/k8s.env), monitoring last (a forge and Prometheus of its own). A third lane beside them slowed the e2e part's TCG guest more than it gained
 # (tests/bench/README.md), and three busy lanes (load 5 to 9) failed a failover test.
-TEST_PLAN := test-lint,test-sanity,test-unit,test-forgejo,test-runner,test-vault,test-libvirt,test-molecule,test-k8s+test-e2e,test-logs,test-monitoring,test-failover test-builds
+TEST_PLAN := test-lint,test-sanity,test-unit,test-forgejo,test-runner,test-vault,test-libvirt,test-molecule,test-k8s,test-monitoring+test-e2e,test-logs,test-failover test-builds
 
 .PHONY: deps lab lab-down test test-extended fresh-check $(TEST_PARTS) bench bench-prune bench-failover
 
