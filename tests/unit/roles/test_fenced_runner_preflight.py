@@ -181,7 +181,7 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
 def bad_input_runs(forge_url: str, tmp_path_factory) -> dict[str, str]:
     """Every bad input in one run, each as an inventory host of its own (named by its case id) on the local
     connection; returns each host's output."""
-    hosts = {case: {**_valid(forge_url), **changes} for case, changes, _ in BAD_INPUTS}
+    hosts = {case[0]: {**_valid(forge_url), **case[1]} for case in BAD_INPUTS}
     inventory = tmp_path_factory.mktemp("preflight") / "inventory.json"
     inventory.write_text(json.dumps({"all": {"hosts": hosts}}))
     result = run_local_playbook(PLAYBOOK, "--forks", "8", inventory=str(inventory))
