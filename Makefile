@@ -13,8 +13,9 @@ TEST_PARTS := test-lint test-sanity test-unit test-forgejo test-runner test-libv
 # How make test runs them: A,B is A then B; + puts lanes beside each other (tools/timed). Two lanes from the start:
 # the e2e part on a forge, Vault and control plane of its own (tests/lab/e2e.env), then logs and failover on hosts
 # of their own; beside it every other part in turn, lint, sanity and unit first (k8s on a forge of its own,
-# tests/lab/k8s.env), monitoring last (a forge and Prometheus of its own). A third lane beside them slowed the e2e part's TCG guest more than it gained
-# (tests/bench/README.md), and three busy lanes (load 5 to 9) failed a failover test.
+# tests/lab/k8s.env), monitoring last (a forge and Prometheus of its own). A third lane beside them slowed the
+# e2e part's TCG guest more than it gained (tests/bench/README.md), and three busy lanes (load 5 to 9) failed a
+# failover test.
 TEST_PLAN := test-lint,test-sanity,test-unit,test-forgejo,test-runner,test-vault,test-libvirt,test-molecule,test-k8s,test-monitoring+test-e2e,test-logs,test-failover test-builds
 
 .PHONY: deps lab lab-down test test-extended fresh-check $(TEST_PARTS) bench bench-prune bench-failover
@@ -82,10 +83,13 @@ test-libvirt: deps
 	$(PYTEST) tests/integration/libvirt
 
 # Molecule installs its own copy of the collection under Ansible's home: a home of its own keeps that copy from
-# shadowing the clone for ansible-lint and ansible-playbook.
+# shadowing the clone for ansible-lint and ansible-playbook. Each scenario runs on its own, with its time printed.
+MOLECULE := ANSIBLE_HOME=$(CURDIR)/.ansible/molecule-home molecule
 test-molecule: deps
 	tests/lab/forge up
-	ANSIBLE_HOME=$(CURDIR)/.ansible/molecule-home molecule test --all
+	@failed=0 took=(); for scenario in $$(ls molecule | grep -vx shared); do start=$$SECONDS; \
+	  if $(MOLECULE) test -s "$$scenario"; then s=ok; else s=FAILED failed=1; fi; \
+	  took+=("molecule $$scenario: $$s in $$((SECONDS - start)) s"); done; printf '%s\n' "$${took[@]}"; exit $$failed
 
 ## k3s_heavy_runner against the lab's kube-apiserver (kine, kwok-simulated pods) and a lab forge of its own.
 test-k8s: deps
