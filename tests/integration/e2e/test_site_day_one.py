@@ -76,6 +76,7 @@ docker volume create runner-data >/dev/null
 mv /var/lib/forgejo-runner/.runner "$(docker volume inspect -f '{{.Mountpoint}}' runner-data)/.runner"
 docker run -d --name forgejo-runner --restart unless-stopped --network host -v runner-data:/data \
   -v /var/run/docker.sock:/var/run/docker.sock lab/runner:day-one daemon
+sync
 """
 
 
@@ -108,7 +109,8 @@ export LIBVIRT_DEFAULT_URI=qemu:///system
 mac=$(virsh domiflist runner-02 | awk '$3 == "br0" {print $5}')
 disk=$(virsh domblklist --details runner-02 | awk '$2 == "disk" {print $4}')
 virsh shutdown runner-02 >/dev/null
-for i in $(seq 120); do [ "$(virsh domstate runner-02)" = "shut off" ] && break; sleep 1; done
+for i in $(seq 300); do [ "$(virsh domstate runner-02)" = "shut off" ] && break; sleep 1; done
+echo "runner-02 $(virsh domstate runner-02) after $i s"
 virsh destroy runner-02 >/dev/null 2>&1 || true
 virsh undefine runner-02 >/dev/null
 virt-install --name runner-02 --memory 1536 --vcpus 2 --virt-type qemu --import --osinfo generic \
@@ -139,6 +141,18 @@ def container_runner_runs(key: str) -> bool:
     return vm("docker inspect -f '{{.State.Status}}' forgejo-runner", key, check=False).stdout.strip() == "running"
 
 
+def foreign_vm_state(key: str) -> str:
+    """What the redefined VM shows when its container runner does not come back: for the failure's message."""
+    parts = [
+        host(
+            "sh", "-c", f"virsh -c qemu:///system domstate {VM}; tail -n 5 /var/log/libvirt/qemu/{VM}.log", check=False
+        ),
+        vm("docker ps -a; docker logs --tail 20 forgejo-runner 2>&1", key, check=False),
+        vm("journalctl -b -1 -n 15 -u docker --no-pager; journalctl -b -n 20 -u docker --no-pager", key, check=False),
+    ]
+    return "\n".join(f"{p.args[-1]}\n{p.stdout}{p.stderr}" for p in parts)
+
+
 def day_one(lab) -> Site:
     """The lab in the operator's day-one state; returns the Site of inventory/replica."""
     env, forge = lab.env, lab.forge
@@ -161,8 +175,12 @@ def day_one(lab) -> Site:
     # E2E_REUSE: a run that stopped midway left runner-02 in the day-one state already.
     if METADATA in kvm_virsh("dumpxml", "--inactive", VM):
         vm(DAY_ONE, env["LAB_VM_SSH_KEY"])
-        host("sh", "-c", FOREIGN_VM)
-    wait_until(lambda: container_runner_runs(env["LAB_VM_SSH_KEY"]), 600, step=5)
+        print(host("sh", "-c", FOREIGN_VM).stdout.strip())
+    try:
+        wait_until(lambda: container_runner_runs(env["LAB_VM_SSH_KEY"]), 600, step=5)
+    except AssertionError:
+        print(foreign_vm_state(env["LAB_VM_SSH_KEY"]))
+        raise
     sh(str(LAB / "forge-profile"), "up")
     sh(str(LAB / "forge-profile"), "set", "14")
     extra = {"LAB_BRIX02_PID": sh(str(LAB / "kvm-host"), "pid", BRIX).stdout.strip(), "LAB_BRIX02_ADDR": BRIX_IP}
