@@ -17,6 +17,13 @@ from pathlib import Path
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+def process_cpu(pid: int | str) -> tuple[str, float, int]:
+    """(command name, user plus system CPU seconds, start time in clock ticks) of process PID, from its stat."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return stat[stat.index("(") + 1 : stat.rindex(")")], (int(fields[11]) + int(fields[12])) / TICK, int(fields[19])
+
+
 def qemu_processes() -> dict[tuple[int, int], tuple[str, float]]:
     """(pid, start time) -> (guest name, CPU seconds so far) of every QEMU process now running."""
     found = {}
@@ -24,16 +31,14 @@ def qemu_processes() -> dict[tuple[int, int], tuple[str, float]]:
         if not proc.name.isdigit():
             continue
         try:
-            stat = (proc / "stat").read_text()
-            if not stat[stat.index("(") + 1 :].startswith("qemu-system"):
+            command, cpu, started = process_cpu(proc.name)
+            if not command.startswith("qemu-system"):
                 continue
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except (OSError, ValueError):
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()
         name = re.search(r"guest=([^,\s]+)", cmdline)
-        cpu = (int(fields[11]) + int(fields[12])) / TICK
-        found[(int(proc.name), int(fields[19]))] = (name.group(1) if name else "qemu", cpu)
+        found[(int(proc.name), started)] = (name.group(1) if name else "qemu", cpu)
     return found
 
 

@@ -12,7 +12,6 @@ row also gives its numbers as a ratio to the floor's.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import vm_provisioning as vp  # (it switches to the venv's interpreter)
+from guest_cpu import process_cpu
 
 WORK = "sudo tar -cf - /usr 2>/dev/null | gzip -1 | wc -c"
 IDLE_SECONDS = 60
@@ -29,12 +29,7 @@ IDLE_SECONDS = 60
 def qemu_cpu_seconds(name: str) -> float:
     """User plus system CPU seconds of the guest's qemu processes."""
     found = subprocess.run(["pgrep", "-f", f"guest={name},"], check=False, capture_output=True, text=True)
-    pids = found.stdout.split()
-    ticks = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return sum(process_cpu(pid)[1] for pid in found.stdout.split())
 
 
 def measure(lab: vp.Lab, base_path: str, vcpus: int) -> dict[str, float]:
