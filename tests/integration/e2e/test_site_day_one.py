@@ -147,8 +147,12 @@ def foreign_vm_state(key: str) -> str:
         host(
             "sh", "-c", f"virsh -c qemu:///system domstate {VM}; tail -n 5 /var/log/libvirt/qemu/{VM}.log", check=False
         ),
-        vm("docker ps -a; docker logs --tail 20 forgejo-runner 2>&1", key, check=False),
-        vm("journalctl -b -1 -n 15 -u docker --no-pager; journalctl -b -n 20 -u docker --no-pager", key, check=False),
+        vm(
+            "docker ps -a; docker logs --tail 20 forgejo-runner 2>&1;"
+            " journalctl -b -1 -n 15 -u docker --no-pager; journalctl -b -n 20 -u docker --no-pager",
+            key,
+            check=False,
+        ),
     ]
     return "\n".join(f"{p.args[-1]}\n{p.stdout}{p.stderr}" for p in parts)
 
