@@ -9,10 +9,11 @@ import base64
 import json
 import re
 import ssl
-import threading
 import uuid as uuidlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
+
+from serving import Served
 
 ADMIN_TOKEN = "admin-write-token"
 READ_ADMIN_TOKEN = "admin-read-token"
@@ -43,6 +44,7 @@ class FakeForgejo:
         self.jobs: list[dict] = []  # the admin jobs listing: {"id", "runs_on": [labels], "status"}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._served = Served(self._server)
 
     def serve_tls(self, certfile: str) -> None:
         """Answer over HTTPS with the given certificate (and key, in the same PEM file)."""
@@ -52,11 +54,10 @@ class FakeForgejo:
         self.url = self.url.replace("http://", "https://")
 
     def start(self):
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        self._served.start()
 
     def stop(self):
-        self._server.shutdown()
-        self._server.server_close()
+        self._served.stop()
 
     def add_runner(self, name, status="offline", labels=("fenced",), scope="instance"):
         runner_id = self.next_id

@@ -14,7 +14,6 @@ import json
 import os
 import ssl
 import subprocess
-import threading
 import xml.etree.ElementTree as ET
 from functools import partial
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 from lablib.shell import lab_env, sh, virsh
 from libvirt_lab import LAB_LIBVIRT, LAB_SSHD, domains, pool_volumes, run
+from serving import serving
 
 HOST = "crunchy01"
 PREFIX = "remote-"
@@ -196,18 +196,12 @@ def https_image(lab, tmp_path_factory):
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(www)))
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield {
             "url": f"https://127.0.0.1:{server.server_address[1]}/image.qcow2",
             "sha256": hashlib.sha256(Path(lab["LAB_GUEST_IMAGE"]).read_bytes()).hexdigest(),
             "cert": str(cert),
         }
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 @pytest.fixture

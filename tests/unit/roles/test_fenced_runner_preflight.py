@@ -13,13 +13,13 @@ import http.server
 import json
 import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from local_playbook import output_per_host, run_local_playbook
+from serving import serving
 
 ROOT = Path(__file__).resolve().parents[3]
 PLAYBOOK = Path(__file__).resolve().parent / "fenced_runner" / "preflight.yml"
@@ -41,10 +41,8 @@ class _FakeForgeHandler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def forge_url() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeForgeHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serving(http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeForgeHandler)) as server:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def _closed_port() -> int:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import socketserver
-import threading
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from installed_program import install_script
+from serving import serving
 from textfile_samples import samples
 
 SCRIPT = Path(__file__).resolve().parents[3] / "roles" / "fenced_runner" / "files" / "runner_metrics.py"
@@ -63,8 +63,6 @@ class EngineHandler(BaseHTTPRequestHandler):
 def run(vm, state="active", version_text="forgejo-runner version v12.10.2", containers="", engine_status=200, *extra):
     script, tools, metrics = vm
     program(tools / "systemctl", state)
-    engine = Engine(tools / "docker.sock", containers.split(), engine_status)
-    threading.Thread(target=engine.serve_forever, daemon=True).start()
     args = [
         "--runner", "runner-02", "--unit", UNIT,
         "--binary", program(tools / "forgejo-runner", version_text),
@@ -72,10 +70,9 @@ def run(vm, state="active", version_text="forgejo-runner version v12.10.2", cont
         "--textfile-dir", str(metrics), *extra,
     ]  # fmt: skip
     try:
-        assert script.main(args) == 0
+        with serving(Engine(tools / "docker.sock", containers.split(), engine_status)) as engine:
+            assert script.main(args) == 0
     finally:
-        engine.shutdown()
-        engine.server_close()
         (tools / "docker.sock").unlink()
     assert engine.requests == ["/containers/json"]
     return samples(metrics / "foundation-runners-runner.prom")

@@ -4,12 +4,12 @@ import hashlib
 import http.server
 import ssl
 import subprocess
-import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 import libvirt
 import pytest
+from serving import serving
 
 from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_api as libvirt_api
 from ansible_collections.foundation.runners.plugins.module_utils import _libvirt_domain_xml as libvirt_domain_xml
@@ -390,12 +390,9 @@ def https_image(lab, tmp_path, monkeypatch):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(str(cert), str(key))
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"https://127.0.0.1:{server.server_address[1]}/base.qcow2"
-    yield HttpsImage(url, hashlib.sha256(data).hexdigest(), str(cert), requests)
-    server.shutdown()
-    server.server_close()
+    with serving(server):
+        url = f"https://127.0.0.1:{server.server_address[1]}/base.qcow2"
+        yield HttpsImage(url, hashlib.sha256(data).hexdigest(), str(cert), requests)
 
 
 def https_args(lab, image, **kw):
