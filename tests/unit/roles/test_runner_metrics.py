@@ -34,10 +34,9 @@ def vm(tmp_path, monkeypatch):
     return script, tools, tmp_path / "metrics"
 
 
-class Engine(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    """GET /containers/json on a Unix socket: the running containers' names, or an error status."""
-
-    daemon_threads = True
+class Engine(socketserver.UnixStreamServer):
+    """GET /containers/json on a Unix socket: the running containers' names, or an error status. One request at a
+    time, answered in the serving thread (the script makes one)."""
 
     def __init__(self, path: Path, names: list[str], status: int = 200):
         self.names, self.status, self.requests = names, status, []
