@@ -80,7 +80,9 @@ def try_spoofing(
                 taken = f"{' '.join(victim) or 'controller'}: {entry.strip()} at {time.strftime('%H:%M:%S')}"
         time.sleep(0.1)
     claims.join()
-    _flush(victims, spoof_address, claim)
+    # The claims reach every host on the LAN, those of other test parts too: an entry they updated would send
+    # their replies to the guest until it ages out (a runner lost a task that way), so each one is flushed.
+    _flush([*victims, *_lab_hosts()], spoof_address, claim)
     return Spoof(
         own_address_reaches=fields["own"] == "yes",
         spoofed_source_reaches=fields["spoofed"] == "yes",
@@ -92,6 +94,13 @@ def try_spoofing(
 
 def _neighbour(victim: list[str], ip: str) -> str:
     return subprocess.run([*victim, "ip", "neigh", "show", "to", ip], capture_output=True, text=True, check=True).stdout
+
+
+def _lab_hosts() -> list[list[str]]:
+    """The controller and every lab namespace (frlab-*), as command prefixes."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
+    names = [line.split(maxsplit=1)[0] for line in listed.splitlines() if line.startswith("frlab-")]
+    return [[], *(["ip", "netns", "exec", name] for name in names)]
 
 
 def _flush(victims: list[list[str]], *addresses: str) -> None:
