@@ -82,7 +82,7 @@ def try_spoofing(
     claims.join()
     # The claims reach every host on the LAN, those of other test parts too: an entry they updated would send
     # their replies to the guest until it ages out (a runner lost a task that way), so each one is flushed.
-    _flush([*victims, *_lab_hosts()], spoof_address, claim)
+    _flush([*victims, *(host for host in _lab_hosts() if host not in victims)], spoof_address, claim)
     return Spoof(
         own_address_reaches=fields["own"] == "yes",
         spoofed_source_reaches=fields["spoofed"] == "yes",

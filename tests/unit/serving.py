@@ -31,9 +31,8 @@ class Served:
         while not self._stop.is_set():
             self.server.handle_request()
 
-    def start(self) -> socketserver.BaseServer:
+    def start(self) -> None:
         self._thread.start()
-        return self.server
 
     def stop(self) -> None:
         self._stop.set()
