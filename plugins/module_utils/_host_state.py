@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import grp
 import hashlib
+import json
 import os
 import pwd
 import re
@@ -139,3 +140,14 @@ def read_text(path: str) -> str | None:
             return f.read()
     except FileNotFoundError:
         return None
+
+
+def json_values(path: str, fields: list[str]) -> dict[str, Any] | None:
+    """The named top-level fields of a JSON object file (no other field leaves the host), None where the file is
+    missing or not a JSON object."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (FileNotFoundError, ValueError):
+        return None
+    return {name: data[name] for name in fields if name in data} if isinstance(data, dict) else None

@@ -106,6 +106,23 @@ options:
     type: list
     elements: path
     default: []
+  json_fields:
+    description:
+      - JSON files whose named top-level fields are returned, such as a runner's id and uuid in its C(.runner).
+      - Only the named fields leave the host; never name a field that holds a secret (the C(.runner)'s token).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: The JSON file's absolute path.
+        type: path
+        required: true
+      fields:
+        description: The top-level fields whose values are returned.
+        type: list
+        elements: str
+        required: true
 requirements:
   - C(dpkg-query) where O(packages) is given; C(docker) where O(images) is given (without it no image is present);
     C(systemctl) where O(units) is given.
@@ -172,6 +189,12 @@ contents:
   description: Per path of O(contents), the file's text, or null when it does not exist.
   returned: always
   type: dict
+json:
+  description: Per path of O(json_fields), the named fields found in the file, or null where the file is missing or
+    not a JSON object.
+  returned: always
+  type: dict
+  sample: {"/var/lib/forgejo-runner/.runner": {"id": 7, "uuid": "4b3d...", "name": "runner-02"}}
 in_place:
   description: Whether every declared item is as declared.
   returned: always
@@ -199,6 +222,12 @@ USER_SPEC = {
 }
 
 
+JSON_SPEC = {
+    "path": {"type": "path", "required": True},
+    "fields": {"type": "list", "elements": "str", "required": True},
+}
+
+
 def check_input(module: AnsibleModule) -> None:
     for spec in module.params["files"]:
         try:
@@ -219,6 +248,7 @@ def main() -> None:
             "images": {"type": "list", "elements": "str", "default": []},
             "units": {"type": "list", "elements": "str", "default": []},
             "contents": {"type": "list", "elements": "path", "default": []},
+            "json_fields": {"type": "list", "elements": "dict", "default": [], "options": JSON_SPEC},
         },
         supports_check_mode=True,
     )
@@ -234,6 +264,7 @@ def main() -> None:
             for name in params["images"]
         },
         "contents": {path: state.read_text(path) for path in params["contents"]},
+        "json": {spec["path"]: state.json_values(spec["path"], spec["fields"]) for spec in params["json_fields"]},
     }
     systemctl = module.get_bin_path("systemctl") if params["units"] else None
     result["units"] = {name: state.unit_state(module.run_command, systemctl, name) for name in params["units"]}

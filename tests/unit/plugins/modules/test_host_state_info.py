@@ -126,6 +126,19 @@ def test_contents_are_read(host, run_module, tmp_path):
     assert result["contents"] == {host.config: CONTENT.decode(), str(tmp_path / "gone"): None}
 
 
+def test_json_fields_return_only_the_named_keys(host, run_module, tmp_path):
+    runner = tmp_path / ".runner"
+    runner.write_text('{"id": 7, "uuid": "u-1", "name": "runner-02", "token": "secret-token"}')
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "broken.json").write_text("{")
+    args = [{"path": str(runner), "fields": ["id", "uuid", "name", "labels"]}]
+    args += [{"path": str(tmp_path / name), "fields": ["id"]} for name in ("list.json", "broken.json", "gone")]
+    result = run_module(main, {"json_fields": args})
+    assert result["json"][str(runner)] == {"id": 7, "uuid": "u-1", "name": "runner-02"}
+    assert "secret-token" not in str(result)
+    assert [result["json"][str(tmp_path / n)] for n in ("list.json", "broken.json", "gone")] == [None, None, None]
+
+
 BAD_INPUT = [
     ("checksum_algorithm", {"files": [{"path": "/x", "checksum": "md5:abc"}]}, "checksum 'md5:abc' is not"),
     ("checksum_digest", {"files": [{"path": "/x", "checksum": "sha1:xyz"}]}, "files: /x: checksum 'sha1:xyz'"),
