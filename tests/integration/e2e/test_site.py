@@ -253,15 +253,14 @@ def spread(repo):
     return Spread(repo)
 
 
-# What a run that finds nothing to do executes in the runner VM: one read of the runner's software and configuration
-# (host_state_info) instead of a task per file; then the identity and the unit. Each round trip into a TCG guest
-# costs about 3 s.
+# What a run that finds nothing to do executes in the runner VM: the login, then one read of the runner's software,
+# configuration, identity (its .runner's id and uuid) and unit (host_state_info) instead of a task per file. Each
+# round trip into a TCG guest costs about 3 s.
 NOOP_IN_VM = {
     "Wait until Ansible can log in to the VM",
     "Read the VM's runner software and configuration in one call",
     "Note whether the VM is still fresh",
     "Publish the VM's ssh host key, for the watchdogs to pin",
-    "Read the VM's .runner (owner, mode, id and uuid)",
 }
 
 
