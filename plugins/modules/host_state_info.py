@@ -195,6 +195,13 @@ json:
   returned: always
   type: dict
   sample: {"/var/lib/forgejo-runner/.runner": {"id": 7, "uuid": "4b3d...", "name": "runner-02"}}
+differing:
+  description: The paths of O(files) and the names of O(users) that differ from their declaration, in the order
+    given, so that a role can run a writing task only where its item is listed.
+  returned: always
+  type: list
+  elements: str
+  sample: ["/etc/x"]
 in_place:
   description: Whether every declared item is as declared.
   returned: always
@@ -268,12 +275,10 @@ def main() -> None:
     }
     systemctl = module.get_bin_path("systemctl") if params["units"] else None
     result["units"] = {name: state.unit_state(module.run_command, systemctl, name) for name in params["units"]}
-    result["in_place"] = (
-        not any(f["differences"] for f in result["files"].values())
-        and all(result["packages"].values())
-        and not any(u["differences"] for u in result["users"].values())
-        and all(result["images"].values())
-    )
+    result["differing"] = [
+        key for table in ("files", "users") for key, found in result[table].items() if found["differences"]
+    ]
+    result["in_place"] = not result["differing"] and all(result["packages"].values()) and all(result["images"].values())
     module.exit_json(changed=False, **result)
 
 

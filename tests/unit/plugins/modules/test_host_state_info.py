@@ -69,6 +69,7 @@ def test_everything_in_place_in_both_modes(host, run_module):
         result = run_module(main, args, check_mode=check_mode)
         assert not result["changed"] and result["in_place"], result
         assert result["files"][host.config]["differences"] == []
+        assert result["differing"] == []
         assert result["users"]["root"]["differences"] == []
         assert result["packages"] == {"docker.io": True} and result["images"] == {"node:22": "sha256:1234"}
 
@@ -113,6 +114,14 @@ def test_users_packages_and_images_that_differ(host, run_module):
     assert result["users"]["no-such-user-here"] == {"exists": False, "differences": ["missing"]}
     assert result["packages"] == {"docker.io": True, "apparmor": False}
     assert result["images"] == {"node:22": "sha256:1234", "busybox:1": None} and not result["in_place"]
+    assert result["differing"] == ["nobody", "no-such-user-here"]
+
+
+def test_differing_lists_the_paths_and_users_that_differ_in_order(host, run_module, tmp_path):
+    gone = str(tmp_path / "gone")
+    args = {"files": [{"path": gone}, declared(host)], "users": [{"name": "root", "password_locked": False}]}
+    result = run_module(main, args)
+    assert result["differing"] == [gone, "root"] and not result["in_place"], result
 
 
 def test_no_engine_means_no_image(host, run_module, monkeypatch):
