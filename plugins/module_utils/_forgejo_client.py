@@ -193,6 +193,11 @@ class ForgejoClient:
             page += 1
 
     @property
+    def version_read(self) -> bool:
+        """Whether the server's version has been read (and parsed) already."""
+        return self._version is not None
+
+    @property
     def version(self) -> ServerVersion:
         if self._version is None:
             data, _headers = self.request("GET", "/version")

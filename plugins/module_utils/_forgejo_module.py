@@ -80,7 +80,9 @@ def run(
         result = action(client, scope)
         client.close()
     except ForgejoError as exc:
-        module.fail_json(msg=str(exc), status=exc.status, url=exc.url, method=exc.method)
+        # The version, where it was read before the failing request: the forge answers, this request did not.
+        known = {"server_version": client.version.raw} if client.version_read else {}
+        module.fail_json(msg=str(exc), status=exc.status, url=exc.url, method=exc.method, **known)
     except FeatureUnsupported as exc:
         if module.params.get("on_unsupported") == "skip":
             module.exit_json(

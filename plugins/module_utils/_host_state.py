@@ -142,6 +142,16 @@ def read_text(path: str) -> str | None:
         return None
 
 
+def free_bytes(path: str) -> int | None:
+    """The bytes an unprivileged writer still has on the file system holding path (df's Avail; a symlink is
+    followed), None where the path does not resolve."""
+    try:
+        st = os.statvfs(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return st.f_bavail * st.f_frsize
+
+
 def json_values(path: str, fields: list[str]) -> dict[str, Any] | None:
     """The named top-level fields of a JSON object file (no other field leaves the host), None where the file is
     missing or not a JSON object."""

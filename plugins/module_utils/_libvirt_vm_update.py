@@ -109,12 +109,21 @@ def plan_update(vm: VmManager, dom: Any, meta: dict[str, str], state: str) -> Up
             "pool": pool.name(),
             "base": spec.base_volume,
             "overlay": spec.overlay_volume,
-            "seed": seed_name if seed_kept else None,
+            "seed": seed_name if seed_kept or _seed_left(vm, plan) else None,
         },
         "changes": fields,
     }
     _plan_running(vm, plan, want, state)
     return plan
+
+
+def _seed_left(vm: VmManager, plan: UpdatePlan) -> bool:
+    """Without a ``seed`` option: whether a seed volume or cdrom is still there (an interrupted removal leaves the
+    volume after the definition), so that a caller can skip a removal only where nothing is left."""
+    if vm.p["seed"] is not None:
+        return False
+    found = libvirt_volumes.lookup_volume(plan.pool, plan.seed_name) is not None
+    return found or libvirt_domain_xml.find_cdrom(plan.old_xml, plan.seed_name) is not None
 
 
 def _wanted_fields(vm: VmManager, cur: dict[str, Any]) -> dict[str, Any]:

@@ -123,6 +123,14 @@ options:
         type: list
         elements: str
         required: true
+  free_space:
+    description:
+      - Paths whose file system's free space is read, as C(df) reports it (the bytes left to unprivileged writers;
+        a symlink is followed), so that a role can check room for its data without a command.
+    type: list
+    elements: path
+    default: []
+    version_added: 0.3.0
 requirements:
   - C(dpkg-query) where O(packages) is given; C(docker) where O(images) is given (without it no image is present);
     C(systemctl) where O(units) is given.
@@ -195,6 +203,11 @@ json:
   returned: always
   type: dict
   sample: {"/var/lib/forgejo-runner/.runner": {"id": 7, "uuid": "4b3d...", "name": "runner-02"}}
+free_space:
+  description: Per path of O(free_space), the free bytes of its file system, or null where the path does not resolve.
+  returned: always
+  type: dict
+  sample: {"/var/lib/libvirt/images": 57671077888}
 differing:
   description: The paths of O(files) and the names of O(users) that differ from their declaration, in the order
     given, so that a role can run a writing task only where its item is listed.
@@ -256,6 +269,7 @@ def main() -> None:
             "units": {"type": "list", "elements": "str", "default": []},
             "contents": {"type": "list", "elements": "path", "default": []},
             "json_fields": {"type": "list", "elements": "dict", "default": [], "options": JSON_SPEC},
+            "free_space": {"type": "list", "elements": "path", "default": []},
         },
         supports_check_mode=True,
     )
@@ -272,6 +286,7 @@ def main() -> None:
         },
         "contents": {path: state.read_text(path) for path in params["contents"]},
         "json": {spec["path"]: state.json_values(spec["path"], spec["fields"]) for spec in params["json_fields"]},
+        "free_space": {path: state.free_bytes(path) for path in params["free_space"]},
     }
     systemctl = module.get_bin_path("systemctl") if params["units"] else None
     result["units"] = {name: state.unit_state(module.run_command, systemctl, name) for name in params["units"]}

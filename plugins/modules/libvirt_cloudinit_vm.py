@@ -244,7 +244,10 @@ instance_id:
   type: str
   sample: iid-runner01
 volumes:
-  description: Volumes of the domain. C(seed) is null when there is no seed.
+  description:
+    - Volumes of the domain. C(seed) is null when there is no seed.
+    - Without O(seed), C(seed) names the seed while its volume or its cdrom is left, also after an interrupted
+      removal, so that a removal can be skipped where it is null.
   returned: when the domain exists or would be created, and for O(state=absent) the volumes removed
   type: dict
   contains:

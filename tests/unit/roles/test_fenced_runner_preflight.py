@@ -202,7 +202,8 @@ def test_forge_not_answering(forge_url: str) -> None:
     result = _run({**_valid(forge_url), "fenced_runner_forgejo_url": f"http://127.0.0.1:{_closed_port()}"})
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
-    assert "does not answer GET /api/v1/version" in output, output
+    assert "does not answer (Request GET http://127.0.0.1:" in output, output
+    assert "/api/v1/version failed: cannot connect" in output, output
     assert "frtest-not-a-real-token" not in output, output
     assert "TASK [foundation.runners.fenced_runner : Create and start" not in output, output
 

@@ -148,6 +148,15 @@ def test_json_fields_return_only_the_named_keys(host, run_module, tmp_path):
     assert [result["json"][str(tmp_path / n)] for n in ("list.json", "broken.json", "gone")] == [None, None, None]
 
 
+def test_free_space_is_what_df_reports_and_null_where_nothing_resolves(host, run_module, tmp_path):
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    paths = [str(tmp_path), str(tmp_path / "gone"), str(tmp_path / "dangling")]
+    result = run_module(main, {"free_space": paths})
+    st = os.statvfs(tmp_path)
+    assert result["free_space"] == {paths[0]: st.f_bavail * st.f_frsize, paths[1]: None, paths[2]: None}
+    assert result["in_place"]
+
+
 BAD_INPUT = [
     ("checksum_algorithm", {"files": [{"path": "/x", "checksum": "md5:abc"}]}, "checksum 'md5:abc' is not"),
     ("checksum_digest", {"files": [{"path": "/x", "checksum": "sha1:xyz"}]}, "files: /x: checksum 'sha1:xyz'"),

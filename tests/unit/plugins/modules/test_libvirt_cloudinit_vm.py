@@ -184,6 +184,20 @@ def test_seed_absent_four_ways_stopped(lab, run_module):
     assert "vm1-seed.iso" in lab.volumes() and libvirt_domain_xml.find_cdrom(lab.xml("vm1"), "vm1-seed.iso")
 
 
+def test_seed_omitted_names_a_seed_volume_an_interrupted_removal_left(lab, run_module):
+    run_module(main, vm_args(lab, state="stopped"))
+    run_module(main, {"name": "vm1", "uri": URI, "state": "stopped", "seed": "absent"})
+    assert run_module(main, vm_args(lab, state="stopped"))["volumes"]["seed"] is None
+    # what a removal stopped between the new definition and the volume's deletion leaves
+    pool = lab.conn.storagePoolLookupByName(POOL)
+    pool.createXML(libvirt_volumes.volume_xml("vm1-seed.iso", 1024, "raw"), 0)
+    left = run_module(main, vm_args(lab, state="stopped"))
+    assert not left["changed"] and left["volumes"]["seed"] == "vm1-seed.iso"
+    run_module(main, {"name": "vm1", "uri": URI, "state": "stopped", "seed": "absent"})
+    assert "vm1-seed.iso" not in lab.volumes()
+    assert run_module(main, vm_args(lab, state="stopped"))["volumes"]["seed"] is None
+
+
 def test_seed_content_change_rewrites_seed(lab, run_module):
     run_module(main, vm_args(lab))
     other = {"runcmd": [["echo", "other"]]}
