@@ -69,7 +69,23 @@ def file_state(spec: dict[str, Any]) -> dict[str, Any]:
         algorithm, digest = parse_checksum(spec["checksum"])
         if _digest(path, algorithm) != digest:
             differences.append("content differs")
+    if spec.get("lines") and kind == "file":
+        differences += [f"line {item['line']!r} not in place" for item in lines_out_of_place(path, spec["lines"])]
     return {**found, "differences": differences}
+
+
+def lines_out_of_place(path: str, lines: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The lines that a lineinfile task with their regexp would change: where the last line matching the regexp
+    is not the line itself (or none matches)."""
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        content = [cur.rstrip("\r") for cur in f.read().split("\n")]
+    out = []
+    for item in lines:
+        pattern = re.compile(item["regexp"])
+        matching = [cur for cur in content if pattern.search(cur)]
+        if not matching or matching[-1] != item["line"]:
+            out.append(item)
+    return out
 
 
 def _shadow_field(name: str) -> str | None:

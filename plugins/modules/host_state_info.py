@@ -59,6 +59,22 @@ options:
           - For a template, the controller's rendering of it, for example
             C("sha1:{{ lookup('ansible.builtin.template', 'x.j2') | hash('sha1') }}").
         type: str
+      lines:
+        description:
+          - Lines a C(ansible.builtin.lineinfile) task with O(files[].lines[].regexp) keeps in the file. Each is in
+            place where the last line matching its regexp is the line itself. No line of the file is returned.
+        type: list
+        elements: dict
+        version_added: 0.3.0
+        suboptions:
+          regexp:
+            description: The Python regular expression that finds the line, as lineinfile's C(regexp).
+            type: str
+            required: true
+          line:
+            description: The line as it must read.
+            type: str
+            required: true
   packages:
     description: Debian packages declared installed.
     type: list
@@ -221,6 +237,8 @@ in_place:
   type: bool
 """
 
+import re
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.foundation.runners.plugins.module_utils import _host_state as state
@@ -232,6 +250,11 @@ FILE_SPEC = {
     "group": {"type": "str"},
     "mode": {"type": "str"},
     "checksum": {"type": "str"},
+    "lines": {
+        "type": "list",
+        "elements": "dict",
+        "options": {"regexp": {"type": "str", "required": True}, "line": {"type": "str", "required": True}},
+    },
 }
 USER_SPEC = {
     "name": {"type": "str", "required": True},
@@ -255,7 +278,9 @@ def check_input(module: AnsibleModule) -> None:
                 state.parse_checksum(spec["checksum"])
             if spec["mode"]:
                 int(spec["mode"], 8)
-        except ValueError as exc:
+            for item in spec["lines"] or []:
+                re.compile(item["regexp"])
+        except (ValueError, re.error) as exc:
             module.fail_json(msg=f"files: {spec['path']}: {exc}")
 
 
