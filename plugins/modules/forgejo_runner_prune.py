@@ -123,6 +123,14 @@ already_gone:
   returned: success
   type: list
   elements: dict
+listed:
+  description:
+    - Every runner of the scope as the module listed it before pruning, sorted by id (the fields of
+      M(foundation.runners.forgejo_runner_info)'s C(runners)), so that a play that prunes needs no listing of its own.
+  returned: success
+  type: list
+  elements: dict
+  version_added: 0.3.0
 supported:
   description: False when O(on_unsupported=skip) skipped the module; C(reason) then says why.
   returned: success
@@ -194,13 +202,14 @@ def main() -> None:
             "pruned": pruned,
             "kept_online": kept_online + kept_now,
             "already_gone": gone,
+            "listed": sorted(runners, key=lambda r: r["id"]),
             "server_version": client.version.raw,
         }
         if module._diff:
             result["diff"] = _diff(runners, pruned)
         return result
 
-    run(module, action, skipped={"pruned": [], "kept_online": [], "already_gone": []})
+    run(module, action, skipped={"pruned": [], "kept_online": [], "already_gone": [], "listed": []})
 
 
 def _check_params(module) -> None:

@@ -36,6 +36,8 @@ def test_prune_four_ways(fleet, run_module):
     result = run_module(main, args, diff=True)
     assert result["changed"] and [r["name"] for r in result["pruned"]] == ["runner-01"]
     assert names(fleet) == ["other", "runner-02", "runner-03", "standby"]
+    # the whole scope as listed before pruning, not only the candidates
+    assert [r["name"] for r in result["listed"]] == ["runner-01", "runner-02", "runner-03", "standby", "other"]
 
     result = run_module(main, args)
     assert not result["changed"] and result["pruned"] == []
