@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.foundation.runners.plugins.plugin_utils._checks import failed
+from ansible_collections.foundation.runners.plugins.plugin_utils._filters import as_filter
 
 DOCUMENTATION = r"""
 name: failed_checks
@@ -47,13 +46,6 @@ _value:
 """
 
 
-def failed_checks(checks: list[Any]) -> list[str]:
-    try:
-        return failed(checks)
-    except ValueError as exc:
-        raise AnsibleFilterError(f"failed_checks: {exc}") from exc
-
-
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"failed_checks": failed_checks}
+        return {"failed_checks": as_filter("failed_checks", failed)}

@@ -40,21 +40,12 @@ _value:
   elements: str
 """
 
-from collections.abc import Iterable
 from typing import Any
 
-from ansible.errors import AnsibleFilterError
-
+from ansible_collections.foundation.runners.plugins.plugin_utils._filters import as_filter
 from ansible_collections.foundation.runners.plugins.plugin_utils._vm_conflicts import conflicts
-
-
-def fenced_vm_conflicts(vms: Iterable[dict[str, Any]]) -> list[str]:
-    try:
-        return conflicts(vms)
-    except ValueError as exc:
-        raise AnsibleFilterError(f"fenced_vm_conflicts: {exc}") from exc
 
 
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"fenced_vm_conflicts": fenced_vm_conflicts}
+        return {"fenced_vm_conflicts": as_filter("fenced_vm_conflicts", conflicts)}
